@@ -1,0 +1,94 @@
+"""The one interface every chain backend implements.
+
+A backend owns a connection to one EVM chain and exposes it as an
+:class:`web3.AsyncWeb3` plus the few dev-chain controls that JSON-RPC does
+not standardise (block time, mining, snapshots). Everything above it — the
+ledger client, the shards, the agents — talks to a ``ChainBackend`` and never
+knows which implementation it has.
+
+Grouped by concern, like eth-tester's ``backends/base.py``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from web3 import AsyncWeb3
+
+__all__ = ["DEV_MNEMONIC", "ChainBackend", "dev_keys"]
+
+#: The well-known development mnemonic; anvil funds its first accounts from it,
+#: and the embedded backend funds the same accounts at genesis, so code and tests
+#: see the same funded keys on both backends.
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+DEV_ACCOUNTS = 10
+DEV_BALANCE_WEI = 10_000 * 10**18
+
+_dev_keys_cache: list[bytes] = []
+
+
+def dev_keys(count: int = DEV_ACCOUNTS) -> list[bytes]:
+    """The private keys of the funded development accounts (first ``count``)."""
+    if len(_dev_keys_cache) < count:
+        from eth_account import Account
+
+        Account.enable_unaudited_hdwallet_features()
+        _dev_keys_cache[:] = [
+            bytes(Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key)
+            for i in range(max(count, DEV_ACCOUNTS))
+        ]
+    return _dev_keys_cache[:count]
+
+
+class ChainBackend(ABC):
+    """One EVM chain, reached in process or over JSON-RPC."""
+
+    #: the name it is chosen by (``embedded``, ``rpc``)
+    name: str = ""
+    #: whether :meth:`snapshot` / :meth:`revert` work on this backend
+    supports_snapshots: bool = True
+    #: whether the chain outlives the process and can be reopened from disk
+    persistent: bool = False
+
+    # -- connection ----------------------------------------------------------
+    @property
+    @abstractmethod
+    def web3(self) -> AsyncWeb3[Any]:
+        """The AsyncWeb3 through which the chain is read and written."""
+
+    @property
+    @abstractmethod
+    def describe(self) -> str:
+        """A short human description (file path or URL), for errors and logs."""
+
+    async def chain_id(self) -> int:
+        return int(await self.web3.eth.chain_id)
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release the connection (and, for embedded, flush to disk)."""
+
+    # -- time and mining -------------------------------------------------------
+    @abstractmethod
+    async def set_next_block_timestamp(self, timestamp: int) -> None:
+        """The next block mined gets exactly this timestamp (must be in the future)."""
+
+    @abstractmethod
+    async def mine(self, timestamp: int | None = None) -> int:
+        """Mine one block (at ``timestamp`` if given); returns its number."""
+
+    # -- snapshots ---------------------------------------------------------------
+    @abstractmethod
+    async def snapshot(self) -> Any:
+        """Remember the current head; :meth:`revert` goes back to it."""
+
+    @abstractmethod
+    async def revert(self, snapshot_id: Any) -> None:
+        """Rewind the chain to a snapshot taken earlier."""
+
+    async def __aenter__(self) -> ChainBackend:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

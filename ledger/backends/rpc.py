@@ -1,0 +1,100 @@
+"""The ``rpc`` backend: any Ethereum JSON-RPC endpoint, through AsyncWeb3.
+
+Dev-chain controls use anvil's methods (``evm_setNextBlockTimestamp``,
+``evm_mine``, ``evm_snapshot``, ``evm_revert``); a node without them raises a
+:class:`~ledger.errors.NodeError` that names the method.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from web3 import AsyncHTTPProvider, AsyncWeb3
+
+from ..errors import ConfigError, NodeError, NodeUnavailable
+from .base import ChainBackend
+
+__all__ = ["TRANSIENT_ERRORS", "RpcBackend"]
+
+#: errors after which a request may succeed when tried again
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    asyncio.TimeoutError,
+    OSError,
+)
+try:  # aiohttp is what web3's async HTTP provider uses underneath
+    import aiohttp
+
+    TRANSIENT_ERRORS = (*TRANSIENT_ERRORS, aiohttp.ClientConnectionError)
+except ImportError:  # pragma: no cover - aiohttp is a web3 dependency
+    pass
+
+
+class RpcBackend(ChainBackend):
+    """A chain reached at ``url`` over JSON-RPC (a local anvil, or any node)."""
+
+    name = "rpc"
+    persistent = False
+
+    def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"RPC URL must start with http:// or https://, got {url!r}")
+        self.url = url
+        self.timeout_s = timeout_s
+        # cache_allowed_requests: web3 8 otherwise asks eth_chainId before every call
+        provider = AsyncHTTPProvider(
+            url, cache_allowed_requests=True, request_kwargs={"timeout": timeout_s}
+        )
+        self._web3 = AsyncWeb3(provider)
+
+    @classmethod
+    async def connect(cls, url: str, *, timeout_s: float = 10.0) -> RpcBackend:
+        """Open the backend and check that a node answers at ``url``."""
+        backend = cls(url, timeout_s=timeout_s)
+        try:
+            await asyncio.wait_for(backend.web3.eth.chain_id, timeout_s)
+        except Exception as exc:  # any failure here means: nothing usable answers
+            await backend.close()
+            raise NodeUnavailable(
+                f"no JSON-RPC node answers at {url} ({type(exc).__name__}): start one "
+                f"(`specledger testnet up`) or check the URL"
+            ) from exc
+        return backend
+
+    @property
+    def web3(self) -> AsyncWeb3[Any]:
+        return self._web3
+
+    @property
+    def describe(self) -> str:
+        return f"JSON-RPC node at {self.url}"
+
+    async def close(self) -> None:
+        await self._web3.provider.disconnect()
+
+    async def _request(self, method: str, params: list[Any]) -> Any:
+        try:
+            response = await self._web3.provider.make_request(method, params)  # type: ignore[arg-type]
+        except TRANSIENT_ERRORS as exc:
+            raise NodeUnavailable(f"{self.describe} did not answer {method}: {exc}") from exc
+        if "error" in response:
+            raise NodeError(f"{self.describe} refused {method}: {response['error']}")
+        return response.get("result")
+
+    async def set_next_block_timestamp(self, timestamp: int) -> None:
+        await self._request("evm_setNextBlockTimestamp", [timestamp])
+
+    async def mine(self, timestamp: int | None = None) -> int:
+        if timestamp is not None:
+            await self.set_next_block_timestamp(timestamp)
+        await self._request("evm_mine", [])
+        return int(await self.web3.eth.block_number)
+
+    async def snapshot(self) -> Any:
+        return await self._request("evm_snapshot", [])
+
+    async def revert(self, snapshot_id: Any) -> None:
+        ok = await self._request("evm_revert", [snapshot_id])
+        if not ok:
+            raise ConfigError(f"no snapshot {snapshot_id!r} on {self.describe}")

@@ -1,0 +1,110 @@
+"""The conformance suite on the embedded backend, plus persistence across processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ledger.backends import dev_keys, open_backend
+from ledger.backends.embedded import EmbeddedBackend
+from ledger.client import LedgerClient, LogIndex
+from ledger.errors import ChainDataError, ConfigError
+
+from .conformance import GAS, BackendConformance
+
+
+class TestEmbeddedConformance(BackendConformance):
+    @pytest.fixture
+    async def backend(self, tmp_path: Path):
+        chain = await open_backend("embedded", directory=tmp_path, chain_name="conf")
+        yield chain
+        await chain.close()
+
+
+class TestEmbeddedInMemory(BackendConformance):
+    @pytest.fixture
+    async def backend(self):
+        chain = await open_backend("embedded", directory=None, chain_id=777)
+        yield chain
+        await chain.close()
+
+
+async def _write_chain(directory: Path) -> dict:
+    chain = EmbeddedBackend(directory, chain_name="root", chain_id=4242)
+    client = LedgerClient(chain, dev_keys()[0])
+    probe = await client.deploy("Probe", 0)
+    for by in range(1, 6):
+        await probe.transact("increment", by, gas=GAS)
+    head = await chain.web3.eth.get_block("latest")
+    hashes = [(await chain.web3.eth.get_block(n))["hash"] for n in range(head["number"] + 1)]
+    await chain.close()
+    return {"address": probe.address, "hashes": hashes, "head": head["number"]}
+
+
+async def test_reopen_after_close_keeps_blocks_receipts_and_logs(tmp_path: Path):
+    written = await _write_chain(tmp_path)
+    chain = EmbeddedBackend(tmp_path, chain_name="root")
+    assert await chain.chain_id() == 4242
+    for number, expected in enumerate(written["hashes"]):
+        assert (await chain.web3.eth.get_block(number))["hash"] == expected
+    client = LedgerClient(chain, dev_keys()[0])
+    index = LogIndex(client)
+    index.watch(client.bind("Probe", written["address"]))
+    await index.sync()
+    assert [e.args["value"] for e in index.of("Incremented")] == [1, 3, 6, 10, 15]
+    # the reopened chain keeps going from where it stopped
+    await client.bind("Probe", written["address"]).transact("increment", 1, gas=GAS)
+    assert await chain.web3.eth.block_number == written["head"] + 1
+    await chain.close()
+
+
+@pytest.mark.multiproc
+async def test_another_process_reopens_the_chain(tmp_path: Path):
+    written = await _write_chain(tmp_path)
+    script = textwrap.dedent(f"""
+        import asyncio
+        from ledger.backends.embedded import EmbeddedBackend
+        async def main():
+            chain = EmbeddedBackend({str(tmp_path)!r}, chain_name="root", read_only=True)
+            block = await chain.web3.eth.get_block({written["head"]})
+            print(block["hash"].hex())
+        asyncio.run(main())
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == written["hashes"][-1].hex()
+
+
+async def test_each_chain_gets_its_own_chain_id(tmp_path: Path):
+    a = EmbeddedBackend(tmp_path, chain_name="region-0")
+    b = EmbeddedBackend(tmp_path, chain_name="region-1")
+    assert await a.chain_id() != await b.chain_id()
+    await a.close()
+    await b.close()
+
+
+async def test_reopen_with_another_chain_id_is_refused(tmp_path: Path):
+    await (EmbeddedBackend(tmp_path, chain_name="c", chain_id=5)).close()
+    with pytest.raises(ConfigError, match="holds chain id 5"):
+        EmbeddedBackend(tmp_path, chain_name="c", chain_id=6)
+
+
+def test_damaged_chain_file_is_refused(tmp_path: Path):
+    path = tmp_path / "c.chain.sqlite"
+    path.write_bytes(b"this is not an sqlite database" * 100)
+    with pytest.raises(ChainDataError, match="unreadable"):
+        EmbeddedBackend(tmp_path, chain_name="c")
+
+
+def test_missing_chain_read_only_is_refused(tmp_path: Path):
+    with pytest.raises(ChainDataError, match="no embedded chain"):
+        EmbeddedBackend(tmp_path, chain_name="nothing", read_only=True)
+
+
+async def test_timestamp_in_the_past_is_refused(tmp_path: Path):
+    chain = EmbeddedBackend(None, genesis_timestamp=2_000_000_000)
+    with pytest.raises(ConfigError, match="not after"):
+        await chain.set_next_block_timestamp(1_000)

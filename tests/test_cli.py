@@ -1,0 +1,118 @@
+"""The command line: bad input gives one clear line and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from agents.cli import main
+from ledger.testnet import free_port
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agents.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+
+
+def test_unknown_backend_is_refused():
+    result = CliRunner().invoke(main, ["bench", "ledger", "--backend", "geth"])
+    assert result.exit_code == 2
+    assert "'geth' is not one of 'embedded', 'rpc'" in result.output
+
+
+def test_unreachable_rpc_url_is_one_clear_line():
+    url = f"http://127.0.0.1:{free_port()}"
+    out = run("bench", "ledger", "--backend", "rpc", "--url", url, "--n", "1")
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        f"error: no JSON-RPC node answers at {url} (ClientConnectorError): start one "
+        "(`specledger testnet up`) or check the URL"
+    ]
+
+
+def test_missing_anvil_names_the_setup_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from ledger import testnet
+
+    monkeypatch.setattr(testnet, "REPO_ROOT", tmp_path)  # no node_modules there
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("SPECLEDGER_ANVIL", raising=False)
+    result = CliRunner().invoke(
+        main, ["testnet", "up", "--regions", "1", "--dir", str(tmp_path / "tn")]
+    )
+    assert result.exit_code == 1
+    assert "the anvil binary is not installed: run `npm ci`" in result.stderr
+
+
+@pytest.mark.anvil
+def test_occupied_port_is_one_clear_line(tmp_path: Path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        out = run("testnet", "up", "--regions", "1", "--dir", str(tmp_path), "--port", str(port))
+    assert out.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in out.stderr
+    assert not (tmp_path / "testnet.json").exists()
+
+
+@pytest.mark.anvil
+def test_testnet_up_and_down(tmp_path: Path):
+    out = run("testnet", "up", "--regions", "2", "--dir", str(tmp_path), "--json")
+    assert out.returncode == 0, out.stderr
+    nodes = json.loads(out.stdout)["nodes"]
+    try:
+        assert [n["name"] for n in nodes] == ["root", "region-0", "region-1"]
+        assert len({n["chain_id"] for n in nodes}) == 3
+        assert len({n["port"] for n in nodes}) == 3
+        manifest = json.loads((tmp_path / "testnet.json").read_text())
+        assert [n["pid"] for n in manifest["nodes"]] == [n["pid"] for n in nodes]
+        for node in nodes:
+            assert Path(f"/proc/{node['pid']}").exists()
+        again = run("testnet", "up", "--regions", "1", "--dir", str(tmp_path))
+        assert again.returncode == 1 and "still running" in again.stderr
+    finally:
+        down = run("testnet", "down", "--dir", str(tmp_path))
+    assert down.returncode == 0, down.stderr
+    assert "stopped 3 node(s)" in down.stdout
+    for node in nodes:
+        status = Path(f"/proc/{node['pid']}/status")
+        assert not status.exists() or "zombie" in status.read_text()
+
+
+def test_testnet_down_without_manifest(tmp_path: Path):
+    out = run("testnet", "down", "--dir", str(tmp_path))
+    assert out.returncode == 1
+    assert "no testnet manifest" in out.stderr
+
+
+@pytest.mark.parametrize("backend", ["embedded", pytest.param("rpc", marks=pytest.mark.anvil)])
+def test_bench_ledger_prints_one_json_object(backend: str):
+    out = run("bench", "ledger", "--backend", backend, "--n", "5", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["backend"] == backend
+    for key in ("naive_tx_per_s", "call_per_s", "sign_per_s"):
+        assert data[key] > 0
+    assert data["signing_backend"] == "CoinCurveECCBackend"
+
+
+def test_demo_writes_a_reopenable_run(tmp_path: Path):
+    out = run("demo", "--out", str(tmp_path / "run"))
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["reopened_identical"] is True
+    assert summary["events_indexed"] == 20
+    again = run("demo", "--out", str(tmp_path / "run"))
+    assert again.returncode == 1 and "already holds a demo chain" in again.stderr
