@@ -7,7 +7,10 @@ Figures (one JSON object):
 - ``call_per_s``: ``eth_call`` of a view function, one after another;
 - ``sign_per_s``: transactions signed locally per second (no chain involved);
 - ``signing_backend``: which ECC implementation eth-keys uses (coincurve or the
-  pure-Python fallback).
+  pure-Python fallback);
+- ``gas_per_lease``: gas of one ``RegionMarket.settle`` of 100 leases (100 distinct
+  buyers, each with its own signed bid, 2-of-3 committee), divided by 100;
+  ``settle_100_s`` is that transaction's wall time.
 """
 
 from __future__ import annotations
@@ -23,6 +26,61 @@ from .client import LedgerClient
 __all__ = ["bench_ledger"]
 
 _GAS = 100_000
+
+
+async def _settlement_gas(backend: ChainBackend, leases: int = 100) -> dict[str, Any]:
+    """Deploy a market, fund ``leases`` buyers and settle one lease each in one transaction."""
+    from eth_account import Account
+
+    from .market import (
+        Bid,
+        LeaseIn,
+        MarketConfig,
+        Offer,
+        RegionMarket,
+        Role,
+        chain_leases_hash,
+        quorum_sign,
+    )
+
+    keys = dev_keys(10)
+    admin = LedgerClient(backend, keys[0])
+    committee = keys[1:4]
+    config = MarketConfig(
+        region_id=1,
+        committee=tuple(Account.from_key(k).address for k in committee),
+        threshold=2,
+        num_channels=16,
+        epoch_length_s=60,
+    )
+    market = await RegionMarket.deploy(admin, config)
+    seller_key = keys[4]
+    seller = market.as_client(LedgerClient(backend, seller_key))
+    await seller.register(Role.TERRESTRIAL)
+    await seller.post_bond(10**18)
+    buyer_keys = [(0xB0B << 32 | i).to_bytes(32, "big") for i in range(leases)]
+    for key in buyer_keys:
+        await admin.send(Account.from_key(key).address, value=10**18, gas=21_000)
+        buyer = market.as_client(LedgerClient(backend, key))
+        await buyer.register(Role.COORDINATOR)
+        await buyer.deposit(10**17)
+    head = int((await backend.web3.eth.get_block("latest"))["timestamp"])
+    start = (head // 60 + 2) * 60
+    slots = -(-leases // 16)
+    offer = Offer(seller.binding.client.address, 0, 0, 16, start, start + 60 * slots, 10**9, 1)
+    offer_sig = market.sign_offer(seller_key, offer)
+    batch = []
+    for i, key in enumerate(buyer_keys):
+        s0 = start + 60 * (i // 16)
+        bid = Bid(Account.from_key(key).address, 0, 0, 16, 1, s0, s0 + 60, 10**15, 0)
+        batch.append(LeaseIn(offer, offer_sig, bid, market.sign_bid(key, bid), i % 16, 10**12))
+    root = b"\x01" * 32
+    records = [lease.record(1, 1) for lease in batch]
+    sigs = quorum_sign(market.settlement_digest(1, root, chain_leases_hash(records)), committee[:2])
+    started = time.perf_counter()
+    receipt = await market.settle(1, root, batch, sigs)
+    elapsed = time.perf_counter() - started
+    return {"gas_per_lease": round(receipt.gas_used / leases), "settle_100_s": round(elapsed, 3)}
 
 
 async def _measure(backend: ChainBackend, n: int) -> dict[str, Any]:
@@ -57,6 +115,7 @@ async def _measure(backend: ChainBackend, n: int) -> dict[str, Any]:
         "naive_tx_per_s": round(naive, 1),
         "call_per_s": round(calls, 1),
         "sign_per_s": round(signs, 1),
+        **await _settlement_gas(backend),
     }
 
 

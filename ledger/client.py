@@ -49,6 +49,12 @@ except ImportError:  # pragma: no cover - eth-tester is a dependency
     _TesterFailed = ()  # type: ignore[assignment,misc]
 
 _REASON = re.compile(r"execution reverted:?\s*(.*)", re.S)
+_NONCE_RETRIES = 3
+
+
+def _is_nonce_error(exc: BaseException) -> bool:
+    """A node refused a transaction for its nonce (eth-tester and anvil word it differently)."""
+    return "nonce" in str(exc).lower()
 
 
 def revert_reason(exc: BaseException) -> str | None:
@@ -221,18 +227,24 @@ class LedgerClient:
             gas = await self._estimate({**tx, "from": self.address})
         tx["gas"] = gas
         async with self.nonces.lock:
-            tx["nonce"] = await self.nonces.take()
-            raw = self.sign(tx)
-            try:
-                tx_hash = await self._with_retries(
-                    "eth_sendRawTransaction", lambda: self.web3.eth.send_raw_transaction(raw)
-                )
-            except BaseException as exc:
-                self.nonces.forget()
-                reason = revert_reason(exc)
-                if reason is not None:
-                    raise TransactionReverted(reason) from exc
-                raise
+            for attempt in range(_NONCE_RETRIES + 1):
+                tx["nonce"] = await self.nonces.take()
+                raw = self.sign(tx)
+                try:
+                    tx_hash = await self._with_retries(
+                        "eth_sendRawTransaction",
+                        lambda: self.web3.eth.send_raw_transaction(raw),  # noqa: B023
+                    )
+                    break
+                except BaseException as exc:
+                    self.nonces.forget()
+                    reason = revert_reason(exc)
+                    if reason is not None:
+                        raise TransactionReverted(reason) from exc
+                    # someone else (another client with this key) used the nonce: re-read it
+                    if _is_nonce_error(exc) and attempt < _NONCE_RETRIES:
+                        continue
+                    raise
         receipt, logs = await self._fetch_receipt(tx_hash.to_0x_hex())
         if receipt.status == 0:
             raise TransactionReverted(await self._reason_of(tx, receipt), receipt.tx_hash)

@@ -114,3 +114,14 @@ class BackendConformance:
         assert await index.sync() == 1
         assert [e.args["by"] for e in index.of("Incremented")] == [1, 2, 3, 4]
         assert await index.sync() == 0  # nothing is indexed twice
+
+    async def test_two_clients_with_one_key_recover_from_stale_nonces(
+        self, backend: ChainBackend, client: LedgerClient
+    ):
+        twin = LedgerClient(backend, dev_keys()[0])  # same key, its own nonce counter
+        probe = await client.deploy("Probe", 0)
+        twin_probe = twin.bind(probe.artifact, probe.address)
+        for _ in range(3):
+            await probe.transact("increment", 1, gas=GAS)
+            await twin_probe.transact("increment", 1, gas=GAS)
+        assert await probe.call("value") == 6

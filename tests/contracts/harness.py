@@ -1,0 +1,176 @@
+"""A region market on an in-memory embedded chain, with named participants.
+
+Shared by the contract tests and the stateful test: it builds signed offers,
+bids and settlements the way the region sequencer and committee will.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from eth_account import Account
+
+from ledger.backends import dev_keys
+from ledger.backends.embedded import EmbeddedBackend
+from ledger.client import LedgerClient
+from ledger.eip712 import Sig
+from ledger.market import (
+    Bid,
+    Kind,
+    LeaseIn,
+    LeaseRecord,
+    MarketConfig,
+    Offer,
+    RegionMarket,
+    Role,
+    chain_leases_hash,
+    quorum_sign,
+)
+
+GENESIS = 1_900_000_000  # in the future, so block times are ours and not the wall clock's
+EPOCH = 60
+REGION = 7
+ETH = 10**18
+ROOT = b"\x42" * 32
+
+
+def address(key: bytes) -> str:
+    return Account.from_key(key).address
+
+
+@dataclass
+class Market:
+    """A deployed RegionMarket and the accounts that use it."""
+
+    backend: EmbeddedBackend
+    market: RegionMarket
+    committee: list[bytes]
+    keys: dict[str, bytes]
+    views: dict[str, RegionMarket] = field(default_factory=dict)
+    nonces: dict[str, int] = field(default_factory=dict)
+
+    def as_(self, who: str) -> RegionMarket:
+        if who not in self.views:
+            self.views[who] = self.market.as_client(LedgerClient(self.backend, self.keys[who]))
+        return self.views[who]
+
+    def addr(self, who: str) -> str:
+        return address(self.keys[who])
+
+    async def now(self) -> int:
+        return int((await self.backend.web3.eth.get_block("latest"))["timestamp"])
+
+    async def travel(self, timestamp: int) -> None:
+        await self.backend.mine(timestamp)
+
+    async def slot_start(self, ahead: int = 1) -> int:
+        return (await self.now() // EPOCH + ahead) * EPOCH
+
+    def offer(
+        self,
+        seller: str = "seller",
+        *,
+        kind: Kind = Kind.SPECTRUM,
+        lo: int = 0,
+        hi: int = 16,
+        start: int,
+        end: int,
+        reserve_wei: int = 10**12,
+        nonce: int = 1,
+    ) -> Offer:
+        return Offer(self.addr(seller), int(kind), lo, hi, start, end, reserve_wei, nonce)
+
+    def bid(
+        self,
+        buyer: str = "buyer",
+        *,
+        kind: Kind = Kind.SPECTRUM,
+        lo: int = 0,
+        hi: int = 16,
+        units: int = 1,
+        start: int,
+        end: int,
+        max_price_wei: int = 10**16,
+        nonce: int | None = None,
+    ) -> Bid:
+        if nonce is None:
+            nonce = self.nonces.get(buyer, 0)
+            self.nonces[buyer] = nonce + 1
+        return Bid(self.addr(buyer), int(kind), lo, hi, units, start, end, max_price_wei, nonce)
+
+    def lease(
+        self,
+        offer: Offer,
+        bid: Bid,
+        *,
+        first: int = 0,
+        price_wei: int = 10**15,
+        offer_key: str = "seller",
+        bid_key: str = "buyer",
+    ) -> LeaseIn:
+        return LeaseIn(
+            offer,
+            self.market.sign_offer(self.keys[offer_key], offer),
+            bid,
+            self.market.sign_bid(self.keys[bid_key], bid),
+            first,
+            price_wei,
+        )
+
+    def committee_sigs(
+        self,
+        epoch: int,
+        leases: Sequence[LeaseIn],
+        *,
+        signers: Sequence[bytes] | None = None,
+        root: bytes = ROOT,
+    ) -> list[Sig]:
+        records = [lease.record(epoch, REGION) for lease in leases]
+        digest = self.market.settlement_digest(epoch, root, chain_leases_hash(records))
+        return quorum_sign(digest, self.committee[:2] if signers is None else signers)
+
+    async def settle(
+        self,
+        epoch: int,
+        leases: Sequence[LeaseIn],
+        *,
+        sigs: Sequence[Sig] | None = None,
+        root: bytes = ROOT,
+        submitter: str = "admin",
+    ) -> list[LeaseRecord]:
+        if sigs is None:
+            sigs = self.committee_sigs(epoch, leases, root=root)
+        await self.as_(submitter).settle(epoch, root, leases, sigs)
+        return [lease.record(epoch, REGION) for lease in leases]
+
+
+PARTICIPANTS = {"admin": 0, "seller": 4, "buyer": 5, "stranger": 6, "seller2": 7, "buyer2": 8}
+
+
+async def make_market(**config: object) -> Market:
+    backend = EmbeddedBackend(None, chain_id=32_007, genesis_timestamp=GENESIS)
+    all_keys = dev_keys(10)
+    keys = {name: all_keys[i] for name, i in PARTICIPANTS.items()}
+    committee = all_keys[1:4]
+    cfg = MarketConfig(
+        region_id=REGION,
+        committee=tuple(address(k) for k in committee),
+        threshold=2,
+        epoch_length_s=EPOCH,
+        **config,
+    )  # type: ignore[arg-type]
+    market = await RegionMarket.deploy(LedgerClient(backend, keys["admin"]), cfg)
+    m = Market(backend, market, list(committee), keys)
+    m.views["admin"] = market  # one client per key: the deployer's
+    for seller in ("seller", "seller2"):
+        await m.as_(seller).register(Role.TERRESTRIAL)
+        await m.as_(seller).post_bond(ETH)
+    for buyer in ("buyer", "buyer2"):
+        await m.as_(buyer).register(Role.COORDINATOR)
+        await m.as_(buyer).deposit(10 * ETH)
+    return m
+
+
+def with_price(lease: LeaseIn, price_wei: int) -> LeaseIn:
+    return replace(lease, price_wei=price_wei)
