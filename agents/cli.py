@@ -4,6 +4,7 @@
     specledger testnet up --regions N [--dir D] [--port P] [--json]
     specledger testnet down [--dir D]
     specledger bench ledger [--backend embedded|rpc] [--url URL] [--n N] [--json]
+    specledger bench training [--json]
     specledger demo [--out DIR] [--backend embedded|rpc] [--url URL]
 
 Every failure we foresee ends with one line on stderr that says what is wrong
@@ -163,6 +164,23 @@ def bench_ledger_cmd(backend: str, url: str | None, n: int, as_json: bool) -> No
         _print_json(result)
     else:
         table = Table("figure", "value", title=f"bench ledger ({backend})")
+        for key, value in result.items():
+            table.add_row(key, str(value))
+        _out.print(table)
+
+
+@bench.command("training")
+@click.option("--repeats", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def bench_training_cmd(repeats: int, as_json: bool) -> None:
+    """Split vs monolithic step time, equivalence, and uplink bytes vs full FedAvg."""
+    from training.bench import bench_training
+
+    result = bench_training(repeats)
+    if as_json:
+        _print_json(result)
+    else:
+        table = Table("figure", "value", title="bench training")
         for key, value in result.items():
             table.add_row(key, str(value))
         _out.print(table)

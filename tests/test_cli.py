@@ -116,3 +116,15 @@ def test_demo_writes_a_reopenable_run(tmp_path: Path):
     assert summary["events_indexed"] == 20
     again = run("demo", "--out", str(tmp_path / "run"))
     assert again.returncode == 1 and "already holds a demo chain" in again.stderr
+
+
+@pytest.mark.slow
+def test_bench_training_meets_its_targets():
+    out = run("bench", "training", "--repeats", "3", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["equivalence_max_abs_diff"] <= 1e-5
+    assert data["bytes_ratio"] <= 0.25
+    assert data["uplink_bytes_per_round"] > 0 and data["fedavg_full_bytes_per_round"] > 0
+    assert data["config"]["encoder"]["hidden"] == 384
+    assert "split_step_ratio" in data  # a speed figure: reported, never asserted in tests
