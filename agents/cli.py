@@ -153,13 +153,28 @@ def bench() -> None:
 )
 @click.option("--url", default=None, help="rpc: a node to measure (default: start an anvil).")
 @click.option("--n", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option(
+    "--settle-buyers",
+    type=click.IntRange(1, 128),
+    default=100,
+    show_default=True,
+    help="Leases per settled epoch in the protocol figures.",
+)
+@click.option(
+    "--scaling/--no-scaling",
+    default=True,
+    show_default=True,
+    help="Also measure regions_scaling (1, 2, 4 regions on anvil, one process each).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @_clear_errors
-def bench_ledger_cmd(backend: str, url: str | None, n: int, as_json: bool) -> None:
-    """Transactions, calls and signatures per second on one backend."""
+def bench_ledger_cmd(
+    backend: str, url: str | None, n: int, settle_buyers: int, scaling: bool, as_json: bool
+) -> None:
+    """Transactions, calls, signatures, settlement gas and the epoch protocol's speed."""
     from ledger.bench import bench_ledger
 
-    result = asyncio.run(bench_ledger(backend, n, url))
+    result = asyncio.run(bench_ledger(backend, n, url, settle_buyers, scaling))
     if as_json:
         _print_json(result)
     else:

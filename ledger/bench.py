@@ -10,17 +10,25 @@ Figures (one JSON object):
   pure-Python fallback);
 - ``gas_per_lease``: gas of one ``RegionMarket.settle`` of 100 leases (100 distinct
   buyers, each with its own signed bid, 2-of-3 committee), divided by 100;
-  ``settle_100_s`` is that transaction's wall time.
+  ``settle_100_s`` is that transaction's wall time;
+- ``settle_leases_per_s``: leases per second through the whole epoch protocol for
+  one region (sign, submit, clear, committee, settle; see ledger/bench_settle.py),
+  with ``settle_time_per_lease`` saying where the time of one lease goes;
+- ``settle_vs_naive``: ``settle_leases_per_s / naive_tx_per_s``, same backend, same run;
+- ``regions_scaling``: aggregate settled leases per second with 1, 2 and 4 regions on
+  the rpc backend, each region's Python work in its own process with its own anvil.
 """
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import time
 from contextlib import ExitStack
 from typing import Any
 
 from .backends import ChainBackend, dev_keys, open_backend
+from .bench_settle import measure_protocol, regions_scaling
 from .client import LedgerClient
 
 __all__ = ["bench_ledger"]
@@ -126,7 +134,11 @@ def _signing_backend() -> str:
 
 
 async def bench_ledger(
-    backend: str = "embedded", n: int = 200, url: str | None = None
+    backend: str = "embedded",
+    n: int = 200,
+    url: str | None = None,
+    settle_buyers: int = 100,
+    scaling: bool = True,
 ) -> dict[str, Any]:
     """Measure ``backend``; for rpc without ``url``, on a throwaway anvil of our own."""
     result: dict[str, Any] = {"backend": backend, "n": n, "signing_backend": _signing_backend()}
@@ -144,6 +156,13 @@ async def bench_ledger(
             result["url"] = url
         try:
             result.update(await _measure(chain, n))
+            result.update(await measure_protocol(chain, settle_buyers))
         finally:
             await chain.close()
+    result["settle_vs_naive"] = round(result["settle_leases_per_s"] / result["naive_tx_per_s"], 2)
+    if scaling:
+        loop = asyncio.get_running_loop()
+        result["regions_scaling"] = await loop.run_in_executor(
+            None, lambda: regions_scaling(buyers=settle_buyers)
+        )
     return result

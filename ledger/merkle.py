@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from eth_utils import keccak
 
-__all__ = ["EMPTY_ROOT", "LeaseTree", "leaf_hash", "verify_proof"]
+__all__ = ["EMPTY_ROOT", "LeaseTree", "leaf_hash", "merkle_root", "verify_proof"]
 
 EMPTY_ROOT = b"\0" * 32
 
@@ -64,3 +64,16 @@ def verify_proof(root: bytes, lease_id: bytes, lease_word: int, proof: list[byte
     for sibling in proof:
         node = _node(node, sibling)
     return node == root
+
+
+def merkle_root(leaves: list[bytes]) -> bytes:
+    """Root of a sorted-pair tree over already-hashed ``leaves`` (sorted first)."""
+    level = sorted(leaves)
+    if not level:
+        return EMPTY_ROOT
+    while len(level) > 1:
+        level = [
+            _node(level[i], level[i + 1]) if i + 1 < len(level) else level[i]
+            for i in range(0, len(level), 2)
+        ]
+    return level[0]

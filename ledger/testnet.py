@@ -123,25 +123,29 @@ def start_node(
             f"port {port} on 127.0.0.1 is already in use: choose another port "
             f"or stop what listens there"
         )
-    log = open(log_dir / f"{name}.log", "wb") if log_dir else subprocess.DEVNULL  # noqa: SIM115
+    log_path = log_dir / f"{name}.log" if log_dir else None
     # the default 30M block gas limit leaves big settlement batches pending
-    proc = subprocess.Popen(
-        [
-            str(binary),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--chain-id",
-            str(chain_id),
-            "--gas-limit",
-            "200000000",
-            "--silent",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    command = [
+        str(binary),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--chain-id",
+        str(chain_id),
+        "--gas-limit",
+        "200000000",
+        "--silent",
+    ]
+    if log_path is None:
+        proc = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    else:
+        with open(log_path, "wb") as log:  # the child keeps its own handle; ours closes
+            proc = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + ready_timeout_s
     while True:

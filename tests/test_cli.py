@@ -99,12 +99,35 @@ def test_testnet_down_without_manifest(tmp_path: Path):
 
 @pytest.mark.parametrize("backend", ["embedded", pytest.param("rpc", marks=pytest.mark.anvil)])
 def test_bench_ledger_prints_one_json_object(backend: str):
-    out = run("bench", "ledger", "--backend", backend, "--n", "5", "--json")
+    scaling = "--scaling" if backend == "rpc" else "--no-scaling"
+    out = run(
+        "bench",
+        "ledger",
+        "--backend",
+        backend,
+        "--n",
+        "5",
+        "--settle-buyers",
+        "8",
+        scaling,
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["backend"] == backend
-    for key in ("naive_tx_per_s", "call_per_s", "sign_per_s"):
+    for key in (
+        "naive_tx_per_s",
+        "call_per_s",
+        "sign_per_s",
+        "settle_leases_per_s",
+        "settle_vs_naive",
+        "gas_per_lease",
+    ):
         assert data[key] > 0
+    assert set(data["settle_time_per_lease"]) == {"sign_ms", "admit_ms", "attest_and_settle_ms"}
+    if backend == "rpc":
+        assert set(data["regions_scaling"]) == {"1", "2", "4"}
+        assert all(v > 0 for v in data["regions_scaling"].values())
     assert data["signing_backend"] == "CoinCurveECCBackend"
 
 

@@ -1,0 +1,119 @@
+"""Leases that span regions (a satellite beam over several regions): all or none.
+
+Two-phase commit through the root chain:
+
+1. **prepare** — the proposer records the lease on the root: its id, the hash of
+   every region's part, the regions, and a deadline;
+2. **vote** — each region's sequencer reserves its part (the channels are taken
+   out of its order book) and its committee signs a commit vote on the root; a
+   region that cannot reserve votes abort;
+3. **commit** — when every region has voted commit before the deadline the root
+   marks the lease committed, and each region settles its part in its next epoch
+   (the reservation guarantees it fits). A refusal, or a region that never
+   answers by the deadline, aborts it: every reservation is released and no
+   region ever activates its part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from eth_utils import keccak
+
+from .errors import LedgerError
+from .market import CrossState, Kind, quorum_sign
+from .region import RegionSequencer, SignedBid, SignedOffer
+from .tiered import TieredLedger
+
+__all__ = ["CrossRegionLease", "Part"]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One region's part of a cross-region lease: the seller's offer, the buyer's bid."""
+
+    offer: SignedOffer
+    bid: SignedBid
+    first: int
+    price_wei: int
+
+
+class CrossRegionLease:
+    """Drives one cross-region lease through prepare / vote / commit-or-abort."""
+
+    def __init__(self, ledger: TieredLedger, parts: Mapping[int, Part], deadline: int) -> None:
+        if len(parts) < 2:
+            raise LedgerError("a cross-region lease spans at least two regions")
+        self.ledger = ledger
+        self.parts = dict(parts)
+        self.deadline = deadline
+        self.record_hash = keccak(
+            b"".join(
+                ledger.regions[r].market.bid_digest(p.bid.bid) for r, p in sorted(parts.items())
+            )
+        )
+        self.xlease_id = keccak(b"xlease" + self.record_hash)
+
+    async def prepare(self) -> None:
+        await self.ledger.root.binding.transact(
+            "prepare_cross",
+            self.xlease_id,
+            self.record_hash,
+            sorted(self.parts),
+            self.deadline,
+            gas=600_000,
+        )
+
+    async def vote(self, region: int) -> bool:
+        """Region ``region`` reserves its part and votes; returns whether it committed."""
+        rt = self.ledger.regions[region]
+        commit = reserve(rt.sequencer, self.parts[region])
+        digest = self.ledger.root.vote_digest(self.xlease_id, region, commit)
+        sigs = quorum_sign(digest, [v.key for v in rt.validators[: rt.spec.threshold]])
+        await self.ledger.root.binding.transact(
+            "vote_cross", self.xlease_id, region, commit, [s.as_tuple() for s in sigs], gas=400_000
+        )
+        return commit
+
+    async def state(self) -> CrossState:
+        return await self.ledger.root.cross_state(self.xlease_id)
+
+    async def finish(self) -> CrossState:
+        """After the votes (or the deadline): abort if needed, then hand each region
+        its part to settle (committed) or release its reservation (aborted)."""
+        state = await self.state()
+        if state == CrossState.PREPARED:
+            await self.ledger.root.binding.transact("abort_cross", self.xlease_id, gas=200_000)
+            state = CrossState.ABORTED
+        for region, part in self.parts.items():
+            sequencer = self.ledger.regions[region].sequencer
+            if state == CrossState.COMMITTED:  # stays reserved until its epoch settles it
+                sequencer.committed_parts.append(part)
+            else:
+                release(sequencer, part)
+        return state
+
+
+def _mask(part: Part) -> int:
+    return ((1 << part.bid.bid.units) - 1) << part.first
+
+
+def reserve(sequencer: RegionSequencer, part: Part) -> bool:
+    """Hold the part's channels in the region; False when they are not free."""
+    if part.bid.bid.kind != Kind.SPECTRUM:
+        return True
+    slot = part.bid.bid.start // sequencer.config.epoch_length_s
+    mask = _mask(part)
+    taken = sequencer.occupied.get(slot, 0) | sequencer.reserved.get(slot, 0)
+    if taken & mask or mask & sequencer.config.protected_mask:
+        return False
+    sequencer.reserved[slot] = sequencer.reserved.get(slot, 0) | mask
+    return True
+
+
+def release(sequencer: RegionSequencer, part: Part) -> None:
+    if part.bid.bid.kind != Kind.SPECTRUM:
+        return
+    slot = part.bid.bid.start // sequencer.config.epoch_length_s
+    sequencer.reserved[slot] = sequencer.reserved.get(slot, 0) & ~_mask(part)

@@ -1,0 +1,437 @@
+"""One region shard at work: the sequencer, the committee, and the epoch protocol.
+
+Epoch ``e`` of a region leases time slot ``e``: the window
+``[e * epoch_length_s, (e + 1) * epoch_length_s)``. During the epoch the
+:class:`RegionSequencer` takes signed offers and bids and checks each at once,
+answering a refusal with its reason (:class:`OrderRefused`); a bad message
+never touches anyone else's. :meth:`RegionSequencer.close` freezes the book and
+hashes it (the order-book root). Each :class:`Validator` re-runs the region's
+mechanism on the frozen book on its own and signs the resulting settlement;
+:func:`settle_epoch` sends the settlement only with ``t`` agreeing signatures —
+a validator that signs something else is outvoted, and with fewer than ``t``
+the epoch does not settle and no funds move.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account import Account
+
+from .client import LogIndex
+from .eip712 import Sig, recover, sign_digest
+from .errors import LedgerError
+from .market import (
+    Bid,
+    Kind,
+    LeaseIn,
+    LeaseRecord,
+    LeaseState,
+    MarketConfig,
+    Offer,
+    RegionMarket,
+    chain_leases_hash,
+)
+from .mechanisms import Allocation, Book, Mechanism, mechanism_by_id
+from .merkle import LeaseTree, merkle_root
+
+__all__ = [
+    "EpochOutcome",
+    "FrozenBook",
+    "OrderRefused",
+    "RegionSequencer",
+    "SignedBid",
+    "SignedOffer",
+    "Validator",
+    "settle_epoch",
+]
+
+MAX_PRICE_WEI = 10**30  # far above any real price: beyond it a bid is absurd
+_STATE_OF_EVENT = {
+    "LeaseCompleted": LeaseState.COMPLETED,
+    "LeaseRelinquished": LeaseState.RELINQUISHED,
+    "LeaseDefaulted": LeaseState.DEFAULTED,
+    "LeaseExpired": LeaseState.EXPIRED,
+}
+
+
+class OrderRefused(LedgerError):
+    """The sequencer refused an offer or a bid; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"refused: {reason}")
+
+
+@dataclass(frozen=True)
+class SignedOffer:
+    offer: Offer
+    sig: Sig
+
+
+@dataclass(frozen=True)
+class SignedBid:
+    bid: Bid
+    sig: Sig
+
+
+@dataclass(frozen=True)
+class FrozenBook:
+    """An epoch's order book once closed: what every validator allocates from."""
+
+    region: int
+    epoch: int
+    mechanism_id: int
+    offers: tuple[SignedOffer, ...]
+    bids: tuple[SignedBid, ...]
+    offer_digests: tuple[bytes, ...]
+    bid_digests: tuple[bytes, ...]
+    root: bytes
+    book: Book
+    extra: tuple[LeaseIn, ...] = ()  # committed cross-region parts, settled as they are
+
+
+@dataclass
+class EpochOutcome:
+    """What happened to one region's epoch."""
+
+    region: int
+    epoch: int
+    settled: bool
+    leases: list[LeaseRecord] = field(default_factory=list)
+    reason: str = ""
+    signers: int = 0
+    gas_used: int = 0
+    clearing_price_wei: int = 0  # highest unit price paid, 0 when nothing traded
+    welfare_wei: int = 0
+    offered_units: int = 0
+    tx_hash: str | None = None
+
+
+class RegionSequencer:
+    """Collects and checks one region's signed offers and bids for the current epoch."""
+
+    def __init__(self, market: RegionMarket, config: MarketConfig) -> None:
+        self.market = market
+        self.config = config
+        self.epoch: int | None = None
+        self.mechanism_id = config.mechanism_id  # re-read from the chain at every open()
+        self._offers: dict[bytes, SignedOffer] = {}
+        self._bids: dict[bytes, SignedBid] = {}
+        self._spend: dict[str, int] = {}  # max prices of a buyer's bids in this epoch
+        self._pending: set[tuple[str, int]] = set()  # (buyer, nonce) of this epoch's bids
+        self.free: dict[str, int] = {}  # free escrow as of the chain's head, from its events
+        self.used_nonces: set[tuple[str, int]] = set()
+        self.occupied: dict[int, int] = {}  # slot -> channel bitmap of settled leases
+        self.reserved: dict[int, int] = {}  # slot -> channels held for cross-region leases
+        self.committed_parts: list[Any] = []  # cross-region parts to settle this epoch
+        self.sold: dict[bytes, int] = {}  # compute offer hash -> units sold
+        self.lease_words: dict[bytes, int] = {}  # lease id -> word, for checkpoints
+        self.records: dict[bytes, LeaseRecord] = {}
+        self.index = LogIndex(market.binding.client)
+        self.index.watch(market.binding)
+
+    # -- epochs ----------------------------------------------------------------------------
+    def window(self, epoch: int) -> tuple[int, int]:
+        length = self.config.epoch_length_s
+        return epoch * length, (epoch + 1) * length
+
+    async def open(self, epoch: int) -> None:
+        """Start taking orders for ``epoch``; catches up with the chain first."""
+        await self.sync()
+        self.mechanism_id = int(await self.market.binding.call("mechanism_id"))
+        self.epoch = epoch
+        self._offers.clear()
+        self._bids.clear()
+        self._spend.clear()
+        self._pending.clear()
+
+    async def sync(self) -> None:
+        """Follow the region chain: settled leases and their later state changes."""
+        before = len(self.index.events)
+        await self.index.sync()
+        for event in self.index.events[before:]:
+            self._follow(event.name, event.args)
+
+    def _follow(self, name: str, args: dict[str, Any]) -> None:
+        """Apply one market event to the sequencer's view (free escrow, leases, states)."""
+        free = self.free
+        if name in ("Deposited", "Withdrawn"):
+            free[args["who"]] = int(args["free_wei"])
+        elif name == "LeaseActivated":
+            record = LeaseRecord.from_event(args)
+            if record.lease_id not in self.records:
+                free[record.buyer] = free.get(record.buyer, 0) - record.price_wei
+            self._remember(record)
+        elif name in _STATE_OF_EVENT:
+            lease_id = bytes(args["lease_id"])
+            record = self.records[lease_id]
+            self.lease_words[lease_id] = (self.lease_words[lease_id] & ~0xFF) | int(
+                _STATE_OF_EVENT[name]
+            )
+            if name == "LeaseCompleted":
+                free[record.seller] = free.get(record.seller, 0) + int(args["paid_seller_wei"])
+            elif name == "LeaseRelinquished":
+                free[record.buyer] = free.get(record.buyer, 0) + int(args["refund_buyer_wei"])
+                free[record.seller] = free.get(record.seller, 0) + int(args["paid_seller_wei"])
+            elif name == "LeaseDefaulted":
+                free[record.buyer] = (
+                    free.get(record.buyer, 0)
+                    + int(args["refund_buyer_wei"])
+                    + int(args["slashed_bond_wei"])
+                )
+            else:  # expired
+                free[record.buyer] = free.get(record.buyer, 0) + int(args["refund_buyer_wei"])
+
+    def _remember(self, record: LeaseRecord) -> None:
+        lease_id = record.lease_id
+        if lease_id in self.records:
+            return
+        self.records[lease_id] = record
+        self.used_nonces.add((record.buyer, record.nonce))
+        self.lease_words[lease_id] = (int.from_bytes(record.record_hash(), "big") & ~0xFF) | 1
+        length = self.config.epoch_length_s
+        if record.kind == Kind.SPECTRUM:
+            mask = ((1 << record.units) - 1) << record.first
+            for slot in range(record.start // length, record.end // length):
+                self.occupied[slot] = self.occupied.get(slot, 0) | mask
+        else:
+            self.sold[record.offer_hash] = self.sold.get(record.offer_hash, 0) + record.units
+
+    # -- admission ----------------------------------------------------------------------------
+    def _check_common(self, kind: int) -> tuple[int, int]:
+        if self.epoch is None:
+            raise OrderRefused("no epoch is open")
+        if kind not in (Kind.SPECTRUM, Kind.COMPUTE):
+            raise OrderRefused(f"unknown resource kind {kind}")
+        return self.window(self.epoch)
+
+    async def submit_offer(self, signed: SignedOffer) -> bytes:
+        """Admit a seller's offer; returns its digest or raises :class:`OrderRefused`."""
+        o = _typed(signed, SignedOffer)
+        offer = o.offer
+        start, end = self._check_common(offer.kind)
+        if offer.start > start or offer.end < end:
+            raise OrderRefused(
+                f"offer window [{offer.start}, {offer.end}) does not cover "
+                f"epoch {self.epoch}'s [{start}, {end})"
+            )
+        if offer.kind == Kind.SPECTRUM:
+            if not 0 <= offer.lo < offer.hi <= self.config.num_channels:
+                raise OrderRefused(
+                    f"band [{offer.lo}, {offer.hi}) is outside the region's "
+                    f"channels [0, {self.config.num_channels})"
+                )
+            band = ((1 << (offer.hi - offer.lo)) - 1) << offer.lo
+            if band & self.config.protected_mask == band:
+                raise OrderRefused("band lies entirely in protected channels")
+        elif not 0 < offer.hi <= 10**6:
+            raise OrderRefused(f"compute capacity {offer.hi} is absurd")
+        if not 0 <= offer.reserve_wei <= MAX_PRICE_WEI:
+            raise OrderRefused(f"reserve {offer.reserve_wei} wei is absurd")
+        digest = self.market.offer_digest(offer)
+        if _signer(digest, o.sig) != offer.seller:
+            raise OrderRefused("offer signature is not its seller's for this region and chain")
+        if digest in self._offers:
+            raise OrderRefused("duplicate offer")
+        self._offers[digest] = o
+        return digest
+
+    async def submit_bid(self, signed: SignedBid) -> bytes:
+        """Admit a buyer's bid; returns its digest or raises :class:`OrderRefused`."""
+        s = _typed(signed, SignedBid)
+        bid = s.bid
+        start, end = self._check_common(bid.kind)
+        if (bid.start, bid.end) != (start, end):
+            raise OrderRefused(
+                f"bid window [{bid.start}, {bid.end}) is not epoch {self.epoch}'s [{start}, {end})"
+            )
+        if not 0 < bid.units <= 256:
+            raise OrderRefused(f"{bid.units} units is not a sane request")
+        if not 0 < bid.max_price_wei <= MAX_PRICE_WEI:
+            raise OrderRefused(f"maximum price {bid.max_price_wei} wei is absurd")
+        if bid.kind == Kind.SPECTRUM:
+            if not 0 <= bid.lo < bid.hi <= self.config.num_channels or bid.hi - bid.lo < bid.units:
+                raise OrderRefused(
+                    f"band [{bid.lo}, {bid.hi}) for {bid.units} channels is outside the "
+                    f"region's channels [0, {self.config.num_channels})"
+                )
+            band = ((1 << (bid.hi - bid.lo)) - 1) << bid.lo
+            if bin(band & ~self.config.protected_mask).count("1") < bid.units:
+                raise OrderRefused("band has too few unprotected channels")
+            whole_band = (bid.lo, bid.hi) == (0, self.config.num_channels)
+            if self.mechanism_id in (0, 1) and (bid.units != 1 or not whole_band):
+                raise OrderRefused(
+                    "this region's auction takes one-channel bids over the whole band"
+                )
+        elif self.mechanism_id in (0, 1) and bid.units != 1:
+            raise OrderRefused("this region's auction takes one-unit compute bids")
+        digest = self.market.bid_digest(bid)
+        if _signer(digest, s.sig) != bid.buyer:
+            raise OrderRefused("bid signature is not its buyer's for this region and chain")
+        if (bid.buyer, bid.nonce) in self.used_nonces or (bid.buyer, bid.nonce) in self._pending:
+            raise OrderRefused(f"nonce {bid.nonce} of {bid.buyer} is already used")
+        committed = self._spend.get(bid.buyer, 0) + bid.max_price_wei
+        available = self.free.get(bid.buyer, 0)
+        if committed > available:
+            raise OrderRefused(
+                f"bids of {bid.buyer} total {committed} wei but its free escrow is {available} wei"
+            )
+        self._spend[bid.buyer] = committed
+        self._pending.add((bid.buyer, bid.nonce))
+        self._bids[digest] = s
+        return digest
+
+    # -- close ---------------------------------------------------------------------------------
+    def close(
+        self, weights: dict[str, int] | None = None, bundles: Sequence[tuple[bytes, bytes]] = ()
+    ) -> FrozenBook:
+        """Freeze the epoch's book (canonical order: by digest) and hash it."""
+        if self.epoch is None:
+            raise OrderRefused("no epoch is open")
+        epoch, (start, end) = self.epoch, self.window(self.epoch)
+        offer_digests = tuple(sorted(self._offers))
+        bid_digests = tuple(sorted(self._bids))
+        offers = tuple(self._offers[d] for d in offer_digests)
+        bids = tuple(self._bids[d] for d in bid_digests)
+        position = {d: i for i, d in enumerate(bid_digests)}
+        book = Book(
+            region=self.config.region_id,
+            epoch=epoch,
+            start=start,
+            end=end,
+            num_channels=self.config.num_channels,
+            protected_mask=self.config.protected_mask,
+            offers=tuple(o.offer for o in offers),
+            bids=tuple(b.bid for b in bids),
+            offer_keys=offer_digests,
+            bid_keys=bid_digests,
+            occupied_mask=self.occupied.get(start // self.config.epoch_length_s, 0)
+            | self.reserved.get(start // self.config.epoch_length_s, 0),
+            sold_units=tuple(
+                self.sold.get(o.offer.struct_hash(self.config.region_id), 0) for o in offers
+            ),
+            weights=tuple((weights or {}).get(b.bid.buyer, 1) for b in bids),
+            bundles=tuple(
+                (position[s], position[c]) for s, c in bundles if s in position and c in position
+            ),
+        )
+        extra = tuple(
+            LeaseIn(p.offer.offer, p.offer.sig, p.bid.bid, p.bid.sig, p.first, p.price_wei)
+            for p in self.committed_parts
+            if (p.bid.bid.start, p.bid.bid.end) == (start, end)
+        )
+        self.committed_parts = [
+            p for p in self.committed_parts if (p.bid.bid.start, p.bid.bid.end) != (start, end)
+        ]
+        extra_digests = [self.market.bid_digest(lease.bid) for lease in extra]
+        root = merkle_root([*offer_digests, *bid_digests, *extra_digests])
+        self.epoch = None
+        return FrozenBook(
+            self.config.region_id,
+            epoch,
+            self.mechanism_id,
+            offers,
+            bids,
+            offer_digests,
+            bid_digests,
+            root,
+            book,
+            extra,
+        )
+
+    # -- after settlement ------------------------------------------------------------------
+    def apply(self, outcome: EpochOutcome) -> None:
+        length = self.config.epoch_length_s
+        for record in outcome.leases:
+            if record.lease_id not in self.records:
+                self.free[record.buyer] = self.free.get(record.buyer, 0) - record.price_wei
+            self._remember(record)
+            slot = record.start // length
+            if self.reserved.get(slot) and record.kind == Kind.SPECTRUM:  # held, now leased
+                self.reserved[slot] &= ~(((1 << record.units) - 1) << record.first)
+
+    def lease_tree(self) -> LeaseTree:
+        return LeaseTree(self.lease_words)
+
+
+def _typed(obj: Any, cls: type) -> Any:
+    """Refuse malformed messages before looking inside them."""
+    if not isinstance(obj, cls):
+        raise OrderRefused(f"malformed message: expected {cls.__name__}, got {type(obj).__name__}")
+    return obj
+
+
+def _signer(digest: bytes, sig: Any) -> str | None:
+    try:
+        return recover(digest, sig)
+    except Exception:  # a malformed signature is simply not the right signer's
+        return None
+
+
+class Validator:
+    """One committee member: re-runs the mechanism on its own and signs what it finds."""
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self.address = Account.from_key(key).address
+
+    def allocate(self, frozen: FrozenBook, mechanism: Mechanism) -> Allocation:
+        return mechanism.allocate(frozen.book)
+
+    def attest(
+        self, frozen: FrozenBook, market: RegionMarket
+    ) -> tuple[bytes, Sig, list[LeaseIn], Allocation]:
+        mechanism = mechanism_by_id(frozen.mechanism_id)
+        allocation = self.allocate(frozen, mechanism)
+        leases = [
+            LeaseIn(
+                frozen.offers[a.offer].offer,
+                frozen.offers[a.offer].sig,
+                frozen.bids[a.bid].bid,
+                frozen.bids[a.bid].sig,
+                a.first,
+                a.price_wei,
+            )
+            for a in allocation.awards
+        ]
+        leases.extend(frozen.extra)
+        records = [lease.record(frozen.epoch, frozen.region) for lease in leases]
+        leases_hash = chain_leases_hash(records)
+        digest = market.settlement_digest(frozen.epoch, frozen.root, leases_hash)
+        return leases_hash, sign_digest(self.key, digest), leases, allocation
+
+
+async def settle_epoch(
+    market: RegionMarket, frozen: FrozenBook, validators: Sequence[Validator], threshold: int
+) -> EpochOutcome:
+    """Collect attestations; settle with ``threshold`` agreeing ones, or not at all."""
+    attestations = [(v, *v.attest(frozen, market)) for v in validators]
+    groups: dict[bytes, list[Any]] = {}
+    for validator, leases_hash, sig, leases, allocation in attestations:
+        groups.setdefault(leases_hash, []).append((validator, sig, leases, allocation))
+    leases_hash, group = max(groups.items(), key=lambda kv: (len(kv[1]), kv[0]))
+    outcome = EpochOutcome(
+        frozen.region,
+        frozen.epoch,
+        settled=False,
+        signers=len(group),
+        offered_units=len(frozen.offers),
+    )
+    if len(group) < threshold:
+        outcome.reason = (
+            f"only {len(group)} of the {threshold} required validators agree on a result"
+        )
+        return outcome
+    chosen = sorted(group[:threshold], key=lambda g: int(g[0].address, 16))
+    leases, allocation = chosen[0][2], chosen[0][3]
+    receipt = await market.settle(frozen.epoch, frozen.root, leases, [g[1] for g in chosen])
+    outcome.settled = True
+    outcome.leases = [lease.record(frozen.epoch, frozen.region) for lease in leases]
+    outcome.gas_used = receipt.gas_used
+    outcome.tx_hash = receipt.tx_hash
+    outcome.welfare_wei = allocation.welfare_wei(frozen.book)
+    outcome.clearing_price_wei = max((a.price_wei // a.units for a in allocation.awards), default=0)
+    return outcome

@@ -1,0 +1,346 @@
+"""Bring up, reopen and run a tiered ledger: a root chain and one chain per region.
+
+On ``embedded`` every chain is a persisted file under ``<dir>/chains/``; on
+``rpc`` the chains are the nodes of a ``testnet.json`` manifest (root first).
+``<dir>/ledger.json`` records what was deployed where, so :meth:`TieredLedger.open`
+brings the same ledger back — in this process or another one.
+
+Keys: the deployer/sequencer account is the first funded development account;
+committee keys are derived from the ledger's seed (``derive_key``), so a run
+can be reproduced and audited. They are development keys, never for real funds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_utils import keccak
+
+from .backends import ChainBackend, dev_keys, open_backend
+from .client import LedgerClient
+from .errors import ConfigError, LedgerError
+from .market import MarketConfig, RegionMarket, RootLedger, quorum_sign
+from .mechanisms import mechanism_by_name
+from .region import EpochOutcome, RegionSequencer, Validator, settle_epoch
+from .testnet import load_manifest
+
+__all__ = ["RegionRuntime", "RegionSpec", "TieredLedger", "derive_key"]
+
+LEDGER_FILE = "ledger.json"
+ROOT_COMMITTEE = 3
+ROOT_THRESHOLD = 2
+
+
+def derive_key(seed: int, label: str) -> bytes:
+    """A deterministic development private key for ``label`` under ``seed``."""
+    return keccak(text=f"specledger:{seed}:{label}")
+
+
+@dataclass(frozen=True)
+class RegionSpec:
+    """A region's configuration; validated on construction."""
+
+    region_id: int
+    name: str = ""
+    mechanism: str = "second_price"
+    committee_size: int = 3
+    threshold: int = 2
+    num_channels: int = 16
+    channel_width_hz: int = 10_000_000
+    spectrum_low_hz: int = 3_550_000_000
+    protected_channels: tuple[int, ...] = ()
+    epoch_length_s: int = 60
+    heartbeat_interval_s: int = 120
+    claim_window_s: int = 600
+    min_bond_wei: int = 10**15
+
+    def __post_init__(self) -> None:
+        mechanism_by_name(self.mechanism)  # unknown names fail here, with the choices
+        if not 1 <= self.threshold <= self.committee_size:
+            raise ConfigError(
+                f"region {self.region_id}: threshold {self.threshold} must be "
+                f"1..committee_size ({self.committee_size})"
+            )
+        if any(not 0 <= c < self.num_channels for c in self.protected_channels):
+            raise ConfigError(
+                f"region {self.region_id}: protected channels must be in 0..{self.num_channels - 1}"
+            )
+
+    @property
+    def protected_mask(self) -> int:
+        return sum(1 << c for c in set(self.protected_channels))
+
+    def market_config(self, committee: Sequence[str]) -> MarketConfig:
+        return MarketConfig(
+            region_id=self.region_id,
+            committee=tuple(committee),
+            threshold=self.threshold,
+            mechanism_id=mechanism_by_name(self.mechanism).mechanism_id,
+            spectrum_low_hz=self.spectrum_low_hz,
+            channel_width_hz=self.channel_width_hz,
+            num_channels=self.num_channels,
+            protected_mask=self.protected_mask,
+            epoch_length_s=self.epoch_length_s,
+            heartbeat_interval_s=self.heartbeat_interval_s,
+            claim_window_s=self.claim_window_s,
+            min_bond_wei=self.min_bond_wei,
+        )
+
+
+@dataclass
+class RegionRuntime:
+    """One region: its chain, market, sequencer and committee."""
+
+    spec: RegionSpec
+    backend: ChainBackend
+    client: LedgerClient
+    market: RegionMarket
+    config: MarketConfig
+    sequencer: RegionSequencer
+    validators: list[Validator]
+    chain_id: int
+    outcomes: list[EpochOutcome] = field(default_factory=list)
+
+
+class TieredLedger:
+    """The root chain plus every region, brought up or reopened together."""
+
+    def __init__(
+        self,
+        directory: Path,
+        backend: str,
+        seed: int,
+        root_backend: ChainBackend,
+        root: RootLedger,
+        regions: dict[int, RegionRuntime],
+    ) -> None:
+        self.directory = directory
+        self.backend = backend
+        self.seed = seed
+        self.root_backend = root_backend
+        self.root = root
+        self.regions = regions
+        self.root_keys = [derive_key(seed, f"root-committee-{i}") for i in range(ROOT_COMMITTEE)]
+
+    # -- bring-up -------------------------------------------------------------------------------
+    @staticmethod
+    async def _backends(
+        directory: Path,
+        backend: str,
+        names: list[str],
+        manifest: Path | None,
+        genesis_timestamp: int | None,
+        chain_ids: dict[str, int] | None = None,
+    ) -> list[ChainBackend]:
+        if backend == "embedded":
+            return [
+                await open_backend(
+                    "embedded",
+                    directory=directory / "chains",
+                    chain_name=name,
+                    genesis_timestamp=genesis_timestamp,
+                    chain_id=(chain_ids or {}).get(name),
+                )
+                for name in names
+            ]
+        if backend != "rpc":
+            raise ConfigError(f"unknown backend {backend!r}: choose embedded or rpc")
+        if manifest is None:
+            raise ConfigError("the rpc backend needs a testnet manifest (--manifest testnet.json)")
+        nodes = {n.name: n for n in load_manifest(manifest)}
+        missing = [name for name in names if name not in nodes]
+        if missing:
+            raise ConfigError(
+                f"manifest {manifest} has no node for {', '.join(missing)}: "
+                f"start a testnet with enough regions"
+            )
+        return list(await asyncio.gather(*(open_backend("rpc", url=nodes[n].url) for n in names)))
+
+    @classmethod
+    async def create(
+        cls,
+        directory: Path,
+        specs: Sequence[RegionSpec],
+        *,
+        backend: str = "embedded",
+        manifest: Path | None = None,
+        seed: int = 0,
+        genesis_timestamp: int | None = None,
+    ) -> TieredLedger:
+        """Bring up the root and the regions, deploy, register; write ``ledger.json``."""
+        if (directory / LEDGER_FILE).exists():
+            raise ConfigError(f"{directory} already holds a ledger: open it, or choose another")
+        if len({s.region_id for s in specs}) != len(specs):
+            raise ConfigError("region ids must be distinct")
+        directory.mkdir(parents=True, exist_ok=True)
+        names = ["root"] + [f"region-{s.region_id}" for s in specs]
+        backends = await cls._backends(directory, backend, names, manifest, genesis_timestamp)
+        deployer = dev_keys()[0]
+        root_client = LedgerClient(backends[0], deployer)
+        root_keys = [derive_key(seed, f"root-committee-{i}") for i in range(ROOT_COMMITTEE)]
+        root = await RootLedger.deploy(
+            root_client, [Account.from_key(k).address for k in root_keys], ROOT_THRESHOLD
+        )
+        regions: dict[int, RegionRuntime] = {}
+        record: dict[str, Any] = {
+            "backend": backend,
+            "seed": seed,
+            "manifest": str(manifest) if manifest else None,
+            "root": {"address": root.address, "chain_id": await root_client.chain_id()},
+            "regions": [],
+        }
+        for spec, chain in zip(specs, backends[1:], strict=True):
+            runtime = await cls._deploy_region(spec, chain, seed)
+            await root.register_region(
+                spec.region_id,
+                runtime.chain_id,
+                runtime.market.address,
+                list(runtime.config.committee),
+                spec.threshold,
+                runtime.config.mechanism_id,
+                root_keys[:ROOT_THRESHOLD],
+            )
+            regions[spec.region_id] = runtime
+            record["regions"].append(
+                {
+                    "spec": asdict(spec),
+                    "address": runtime.market.address,
+                    "chain_id": runtime.chain_id,
+                }
+            )
+        tmp = directory / (LEDGER_FILE + ".tmp")
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+        tmp.replace(directory / LEDGER_FILE)
+        return cls(directory, backend, seed, backends[0], root, regions)
+
+    @staticmethod
+    def _committee(spec: RegionSpec, seed: int) -> list[Validator]:
+        return [
+            Validator(derive_key(seed, f"region-{spec.region_id}-validator-{i}"))
+            for i in range(spec.committee_size)
+        ]
+
+    @classmethod
+    async def _deploy_region(
+        cls, spec: RegionSpec, chain: ChainBackend, seed: int
+    ) -> RegionRuntime:
+        validators = cls._committee(spec, seed)
+        config = spec.market_config([v.address for v in validators])
+        client = LedgerClient(chain, dev_keys()[0])
+        market = await RegionMarket.deploy(client, config)
+        return RegionRuntime(
+            spec,
+            chain,
+            client,
+            market,
+            config,
+            RegionSequencer(market, config),
+            validators,
+            await client.chain_id(),
+        )
+
+    @classmethod
+    async def open(cls, directory: Path) -> TieredLedger:
+        """Reopen a ledger written by :meth:`create` (chains, contracts, committees)."""
+        path = directory / LEDGER_FILE
+        try:
+            record = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"no ledger at {directory} (missing {LEDGER_FILE})") from None
+        except ValueError as exc:
+            raise ConfigError(f"{path} is malformed: {exc}") from exc
+        specs = [
+            RegionSpec(
+                **{**r["spec"], "protected_channels": tuple(r["spec"]["protected_channels"])}
+            )
+            for r in record["regions"]
+        ]
+        names = ["root"] + [f"region-{s.region_id}" for s in specs]
+        manifest = Path(record["manifest"]) if record.get("manifest") else None
+        backends = await cls._backends(directory, record["backend"], names, manifest, None)
+        seed = int(record["seed"])
+        root_client = LedgerClient(backends[0], dev_keys()[0])
+        root = RootLedger(
+            root_client.bind("RootLedger", record["root"]["address"]), await root_client.chain_id()
+        )
+        regions = {}
+        for spec, chain, entry in zip(specs, backends[1:], record["regions"], strict=True):
+            validators = cls._committee(spec, seed)
+            config = spec.market_config([v.address for v in validators])
+            client = LedgerClient(chain, dev_keys()[0])
+            chain_id = await client.chain_id()
+            market = RegionMarket(
+                client.bind("RegionMarket", entry["address"]), spec.region_id, chain_id
+            )
+            regions[spec.region_id] = RegionRuntime(
+                spec,
+                chain,
+                client,
+                market,
+                config,
+                RegionSequencer(market, config),
+                validators,
+                chain_id,
+            )
+        return cls(directory, record["backend"], seed, backends[0], root, regions)
+
+    async def close(self) -> None:
+        for runtime in self.regions.values():
+            await runtime.backend.close()
+        await self.root_backend.close()
+
+    # -- the epoch protocol -----------------------------------------------------------------------
+    async def settle_region(
+        self, region: int, timeout_s: float = 60.0, weights: dict[str, int] | None = None
+    ) -> EpochOutcome:
+        """Close the region's book, let its committee attest, settle; never raises for a
+        region that is down — the outcome says what went wrong."""
+        rt = self.regions[region]
+        frozen = rt.sequencer.close(weights=weights)
+        try:
+            outcome = await asyncio.wait_for(
+                settle_epoch(rt.market, frozen, rt.validators, rt.spec.threshold), timeout_s
+            )
+        except (LedgerError, TimeoutError, OSError) as exc:
+            outcome = EpochOutcome(
+                region, frozen.epoch, settled=False, reason=f"{type(exc).__name__}: {exc}"
+            )
+        if outcome.settled:
+            rt.sequencer.apply(outcome)
+        rt.outcomes.append(outcome)
+        return outcome
+
+    async def settle_all(self, timeout_s: float = 60.0) -> dict[int, EpochOutcome]:
+        """Settle every region concurrently; a stalled region never stalls the others."""
+        results = await asyncio.gather(*(self.settle_region(r, timeout_s) for r in self.regions))
+        return dict(zip(self.regions, results, strict=True))
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    async def checkpoint(self, region: int) -> int:
+        """The region committee signs (block, hash, lease-state root); it goes to the root.
+        Returns the checkpoint's index on the root."""
+        rt = self.regions[region]
+        await rt.sequencer.sync()
+        head = await rt.backend.web3.eth.get_block("latest")
+        number, block_hash = int(head["number"]), bytes(head["hash"])
+        lease_root = rt.sequencer.lease_tree().root
+        digest = self.root.checkpoint_digest(region, number, block_hash, lease_root)
+        sigs = quorum_sign(digest, [v.key for v in rt.validators[: rt.spec.threshold]])
+        receipt = await self.root.post_checkpoint(region, number, block_hash, lease_root, sigs)
+        return int(receipt.event("CheckpointPosted").args["index"])
+
+    async def prove(self, region: int, lease_id: bytes, index: int | None = None) -> bool:
+        """Verify a lease's current state against a checkpoint with the root's verifier."""
+        rt = self.regions[region]
+        if index is None:
+            index = int(await self.root.binding.call("checkpoint_count", region)) - 1
+        tree = rt.sequencer.lease_tree()
+        return await self.root.verify_lease(
+            region, index, lease_id, rt.sequencer.lease_words[lease_id], tree.proof(lease_id)
+        )
