@@ -316,9 +316,40 @@ class TieredLedger:
         rt.outcomes.append(outcome)
         return outcome
 
-    async def settle_all(self, timeout_s: float = 60.0) -> dict[int, EpochOutcome]:
-        """Settle every region concurrently; a stalled region never stalls the others."""
-        results = await asyncio.gather(*(self.settle_region(r, timeout_s) for r in self.regions))
+    async def settle_all(
+        self, timeout_s: float = 60.0, checkpoint_every: int = 0, skip: frozenset[int] = frozenset()
+    ) -> dict[int, EpochOutcome]:
+        """Settle every region concurrently; a stalled region never stalls the others.
+
+        With ``checkpoint_every = C > 0``, a region that has settled a multiple of C
+        epochs also posts a checkpoint to the root. Regions in ``skip`` are down for
+        this epoch (an outage): their books are dropped and the outcome says so.
+        """
+
+        async def one(region: int) -> EpochOutcome:
+            rt = self.regions[region]
+            if region in skip:
+                epoch = rt.sequencer.epoch
+                if epoch is not None:
+                    rt.sequencer.close()  # the book is lost with the region
+                outcome = EpochOutcome(
+                    region,
+                    -1 if epoch is None else epoch,
+                    settled=False,
+                    reason="region is down (outage)",
+                )
+                rt.outcomes.append(outcome)
+                return outcome
+            outcome = await self.settle_region(region, timeout_s)
+            settled = sum(o.settled for o in rt.outcomes)
+            if outcome.settled and checkpoint_every > 0 and settled % checkpoint_every == 0:
+                try:
+                    await self.checkpoint(region)
+                except LedgerError as exc:  # the root being slow must not undo a settlement
+                    outcome.reason = f"checkpoint failed: {exc}"
+            return outcome
+
+        results = await asyncio.gather(*(one(r) for r in self.regions))
         return dict(zip(self.regions, results, strict=True))
 
     # -- checkpoints -----------------------------------------------------------------------------

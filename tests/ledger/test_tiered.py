@@ -314,3 +314,21 @@ async def test_cross_region_lease_aborts_when_a_region_cannot_reserve(ledger: Ti
     assert await x.vote(2) is False
     assert await x.state() == CrossState.ABORTED
     assert await x.finish() == CrossState.ABORTED
+
+
+async def test_checkpoints_every_c_epochs(ledger: TieredLedger):
+    seller, (buyer, _) = await traders(ledger, 1)
+    seq = ledger.regions[1].sequencer
+    epoch = await open_epoch(ledger, 1)
+    for e in range(epoch, epoch + 4):
+        if e != epoch:
+            await seq.open(e)
+        start, end = seq.window(e)
+        await seq.submit_offer(seller.offer(0, 0, 8, start, end, 10))
+        await seq.submit_bid(buyer.bid(0, 0, 16, 1, start, end, 10**15))
+        outcomes = await ledger.settle_all(checkpoint_every=2, skip=frozenset({2}))
+        assert outcomes[1].settled and outcomes[2].reason == "region is down (outage)"
+    assert await ledger.root.binding.call("checkpoint_count", 1) == 2
+    assert await ledger.root.binding.call("checkpoint_count", 2) == 0
+    for record in seq.records:
+        assert await ledger.prove(1, record)
