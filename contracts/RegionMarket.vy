@@ -79,7 +79,7 @@ struct Sig:
 struct Offer:
     seller: address
     kind: uint256        # KIND_SPECTRUM or KIND_COMPUTE
-    lo: uint256          # spectrum: first channel offered; compute: 0
+    lo: uint256          # spectrum: first channel offered; compute: its class (device, server, ...)
     hi: uint256          # spectrum: end channel (exclusive); compute: capacity in units
     start: uint256       # offered window [start, end), unix seconds
     end: uint256
@@ -89,7 +89,7 @@ struct Offer:
 struct Bid:
     buyer: address
     kind: uint256
-    lo: uint256          # spectrum: acceptable channels [lo, hi); compute: 0, 0
+    lo: uint256          # spectrum: acceptable channels [lo, hi); compute: the class wanted
     hi: uint256
     units: uint256       # channels (contiguous) or compute units wanted
     start: uint256       # wanted window [start, end), slot-aligned
@@ -513,6 +513,7 @@ def _activate(epoch: uint256, lease: LeaseIn) -> bytes32:
     else:
         assert o.kind == KIND_COMPUTE, "unknown resource kind"
         assert lease.first == 0, "compute leases have no channel"
+        assert b.lo == o.lo, "compute class differs"
         sold: uint256 = self.sold_units[offer_hash] + b.units
         assert sold <= o.hi, "compute offer sold beyond capacity"
         self.sold_units[offer_hash] = sold

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from ..market import Bid, Kind, Offer
 
-__all__ = ["Allocation", "Award", "Book", "Mechanism", "Unit", "supply_units"]
+__all__ = ["Allocation", "Award", "Book", "Mechanism", "Unit", "markets", "supply_units"]
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,9 @@ class Allocation:
         return total
 
 
-def supply_units(book: Book, kind: int) -> list[Unit]:
-    """Every unit on offer of ``kind`` in the book's slot, free and not protected.
+def supply_units(book: Book, kind: int, compute_class: int | None = None) -> list[Unit]:
+    """Every unit on offer of ``kind`` in the book's slot, free and not protected
+    (compute: of ``compute_class`` — the offer's ``lo`` — when given).
 
     Spectrum: a channel offered by several sellers goes to the offer with the lowest
     reserve (ties by key), as one channel cannot be leased twice.
@@ -90,6 +91,8 @@ def supply_units(book: Book, kind: int) -> list[Unit]:
     for i in order:
         o = book.offers[i]
         if o.kind != kind or o.start > book.start or o.end < book.end:
+            continue
+        if kind != Kind.SPECTRUM and compute_class is not None and o.lo != compute_class:
             continue
         if kind == Kind.SPECTRUM:
             for ch in range(max(0, o.lo), min(o.hi, book.num_channels)):
@@ -124,3 +127,9 @@ class Mechanism(ABC):
     @abstractmethod
     def allocate(self, book: Book) -> Allocation:
         """The awards for ``book``."""
+
+
+def markets(book: Book) -> list[tuple[int, int | None]]:
+    """The separate markets of a book: spectrum, and compute per class."""
+    classes = sorted({b.lo for b in book.bids if b.kind == Kind.COMPUTE})
+    return [(int(Kind.SPECTRUM), None), *((int(Kind.COMPUTE), c) for c in classes)]

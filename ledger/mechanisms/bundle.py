@@ -47,7 +47,8 @@ def _fit(
         return None
     by_offer: dict[int, list[Unit]] = {}
     for u in compute:
-        by_offer.setdefault(u.offer, []).append(u)
+        if book.offers[u.offer].lo == cb.lo:  # the compute class the bid asks for
+            by_offer.setdefault(u.offer, []).append(u)
     for offer in sorted(by_offer, key=lambda k: book.offer_keys[k]):
         if len(by_offer[offer]) >= cb.units:
             return run, by_offer[offer][: cb.units]

@@ -17,14 +17,21 @@ least s_k — never below their reserve.
 
 from __future__ import annotations
 
-from .base import Allocation, Award, Book, Mechanism, bid_order, supply_units
+from .base import Allocation, Award, Book, Mechanism, bid_order, markets, supply_units
 
 __all__ = ["DoubleAuction"]
 
 
-def mcafee(book: Book, kind: int) -> list[Award]:
-    asks = supply_units(book, kind)
-    bids = bid_order(book, [i for i, b in enumerate(book.bids) if b.kind == kind and b.units == 1])
+def mcafee(book: Book, kind: int, compute_class: int | None) -> list[Award]:
+    asks = supply_units(book, kind, compute_class)
+    bids = bid_order(
+        book,
+        [
+            i
+            for i, b in enumerate(book.bids)
+            if b.kind == kind and b.units == 1 and (compute_class is None or b.lo == compute_class)
+        ],
+    )
     k = 0
     while k < min(len(asks), len(bids)) and book.bids[bids[k]].max_price_wei >= asks[k].reserve_wei:
         k += 1
@@ -50,5 +57,5 @@ class DoubleAuction(Mechanism):
     name = "double_auction"
 
     def allocate(self, book: Book) -> Allocation:
-        awards = mcafee(book, 0) + mcafee(book, 1)
+        awards = [a for kind, cls in markets(book) for a in mcafee(book, kind, cls)]
         return Allocation(self.name, tuple(sorted(awards, key=lambda a: book.bid_keys[a.bid])))

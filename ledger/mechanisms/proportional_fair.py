@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from .base import Allocation, Award, Book, Mechanism, Unit, supply_units
+from .base import Allocation, Award, Book, Mechanism, Unit, markets, supply_units
 
 __all__ = ["ProportionalFair"]
 
@@ -60,10 +60,14 @@ class ProportionalFair(Mechanism):
 
     def allocate(self, book: Book) -> Allocation:
         awards: list[Award] = []
-        for kind in (0, 1):
-            units = supply_units(book, kind)
+        for kind, cls in markets(book):
+            units = supply_units(book, kind, cls)
             idx = sorted(
-                (i for i, b in enumerate(book.bids) if b.kind == kind),
+                (
+                    i
+                    for i, b in enumerate(book.bids)
+                    if b.kind == kind and (cls is None or b.lo == cls)
+                ),
                 key=lambda i: book.bid_keys[i],
             )
             weight = {i: (book.weights[i] if book.weights else 1) for i in idx}

@@ -12,15 +12,22 @@ auction. Sellers receive that price, which is at least their reserve.
 
 from __future__ import annotations
 
-from .base import Allocation, Award, Book, Mechanism, bid_order, supply_units
+from .base import Allocation, Award, Book, Mechanism, bid_order, markets, supply_units
 
 __all__ = ["SecondPrice", "uniform_price_auction"]
 
 
-def uniform_price_auction(book: Book, kind: int, name: str) -> list[Award]:
-    units = supply_units(book, kind)
+def uniform_price_auction(book: Book, kind: int, compute_class: int | None) -> list[Award]:
+    units = supply_units(book, kind, compute_class)
     # unit-demand bids; the sequencer admits only those that accept any channel of the band
-    bids = bid_order(book, [i for i, b in enumerate(book.bids) if b.kind == kind and b.units == 1])
+    bids = bid_order(
+        book,
+        [
+            i
+            for i, b in enumerate(book.bids)
+            if b.kind == kind and b.units == 1 and (compute_class is None or b.lo == compute_class)
+        ],
+    )
     k = 0
     while (
         k < min(len(units), len(bids)) and book.bids[bids[k]].max_price_wei >= units[k].reserve_wei
@@ -47,7 +54,5 @@ class SecondPrice(Mechanism):
     name = "second_price"
 
     def allocate(self, book: Book) -> Allocation:
-        awards = uniform_price_auction(book, 0, self.name) + uniform_price_auction(
-            book, 1, self.name
-        )
+        awards = [a for kind, cls in markets(book) for a in uniform_price_auction(book, kind, cls)]
         return Allocation(self.name, tuple(sorted(awards, key=lambda a: book.bid_keys[a.bid])))

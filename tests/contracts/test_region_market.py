@@ -563,3 +563,12 @@ async def test_lifecycle_needs_the_exact_record(m: Market):
         m.as_("buyer").lifecycle("complete", replace(record, price_wei=1)),
     )
     await reverts("no such lease", m.as_("buyer").lifecycle("complete", replace(record, nonce=999)))
+
+
+async def test_compute_of_another_class_is_refused(m: Market):
+    start = await m.slot_start()
+    server_offer = m.offer(kind=Kind.COMPUTE, lo=1, hi=4, start=start, end=start + EPOCH)
+    device_bid = m.bid(kind=Kind.COMPUTE, lo=0, hi=0, units=1, start=start, end=start + EPOCH)
+    await reverts("compute class differs", m.settle(1, [m.lease(server_offer, device_bid)]))
+    server_bid = m.bid(kind=Kind.COMPUTE, lo=1, hi=0, units=1, start=start, end=start + EPOCH)
+    await m.settle(1, [m.lease(server_offer, server_bid)])

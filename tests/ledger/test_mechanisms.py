@@ -44,7 +44,7 @@ def books(draw, unit_demand: bool = True, with_bundles: bool = False) -> Book:
     for i in range(draw(st.integers(0, 8))):
         kind = draw(st.sampled_from([0, 1]))
         units = 1 if unit_demand else draw(st.integers(1, 3))
-        lo, hi = (0, CHANNELS) if kind == 0 else (0, 0)
+        lo, hi = (0, CHANNELS) if kind == 0 else (draw(st.integers(0, 1)), 0)
         bids.append(
             Bid(f"0x{i + 100:040x}", kind, lo, hi, units, START, END, draw(PRICE) * units, i)
         )
@@ -97,6 +97,7 @@ def check_feasible(book: Book, allocation: Allocation) -> None:
             assert not any(blocked >> c & 1 for c in cells), "protected or occupied channel"
             channels |= cells
         else:
+            assert bid.lo == offer.lo, "compute of another class"
             sold[a.offer] = sold.get(a.offer, 0) + a.units
             assert sold[a.offer] <= offer.hi, "compute sold beyond capacity"
 
