@@ -5,6 +5,8 @@
     specledger testnet down [--dir D]
     specledger bench ledger [--backend embedded|rpc] [--url URL] [--n N] [--json]
     specledger bench training [--json]
+    specledger bench market [--agents N ...] [--json]
+    specledger simulate SCENARIO --out DIR [--backend embedded|rpc] [--manifest testnet.json]
     specledger demo [--out DIR] [--backend embedded|rpc] [--url URL]
 
 Every failure we foresee ends with one line on stderr that says what is wrong
@@ -25,7 +27,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from agents.errors import AgentError
 from ledger.errors import LedgerError
+from training.errors import TrainingError
 
 F = TypeVar("F", bound=Callable[..., Any])
 _err = Console(stderr=True)
@@ -39,7 +43,7 @@ def _clear_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except LedgerError as exc:
+        except (LedgerError, AgentError, TrainingError) as exc:
             _err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             sys.exit(1)
 
@@ -198,6 +202,101 @@ def bench_training_cmd(repeats: int, as_json: bool) -> None:
         table = Table("figure", "value", title="bench training")
         for key, value in result.items():
             table.add_row(key, str(value))
+        _out.print(table)
+
+
+# -- simulate ----------------------------------------------------------------------------------
+@main.command("simulate")
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The run directory to write (must not hold a run yet).",
+)
+@click.option(
+    "--backend", type=click.Choice(["embedded", "rpc"]), default="embedded", show_default=True
+)
+@click.option(
+    "--manifest",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="rpc: the testnet.json of `specledger testnet up`.",
+)
+@_clear_errors
+def simulate_cmd(scenario: Path, out: Path, backend: str, manifest: Path | None) -> None:
+    """Run a scenario: agents bid, regions settle, the training job's rounds run."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from agents.errors import AgentError
+    from agents.run import EpochReport, Simulation
+    from agents.scenario import load_scenario
+
+    try:
+        sc = load_scenario(scenario)
+    except AgentError as exc:
+        _err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    if backend == "rpc" and manifest is None:
+        _err.print(
+            "[red]error:[/red] --backend rpc needs --manifest testnet.json "
+            "(start one with `specledger testnet up`)"
+        )
+        sys.exit(1)
+    columns = (
+        TextColumn("[bold]epoch"),
+        MofNCompleteColumn(),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+    )
+    with Progress(*columns, console=_err, transient=False) as progress:
+        task = progress.add_task("epochs", total=sc.epochs, status="setting up the ledger")
+
+        def show(report: EpochReport) -> None:
+            prices = " ".join(f"r{r}:{p / 1e12:.2f}" for r, p in sorted(report.prices.items()))
+            loss = "-" if report.round_loss is None else f"{report.round_loss:.3f}"
+            progress.update(
+                task,
+                advance=1,
+                status=(
+                    f"leases {report.leases}  defaults {report.defaults}  "
+                    f"price(μETH/unit) {prices or '-'}  loss {loss}"
+                ),
+            )
+
+        summary = asyncio.run(
+            Simulation(sc, out, backend=backend, manifest=manifest, progress=show).run()
+        )
+    _print_json(summary)
+    if summary["interrupted"]:
+        sys.exit(130)
+
+
+@bench.command("market")
+@click.option(
+    "--agents",
+    "sizes",
+    type=click.IntRange(min=20),
+    multiple=True,
+    default=(100, 1000),
+    show_default=True,
+    help="Run sizes (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@_clear_errors
+def bench_market_cmd(sizes: tuple[int, ...], as_json: bool) -> None:
+    """Orders admitted per second and epoch wall time for 100 and 1,000 agents."""
+    from agents.bench import bench_market
+
+    result = asyncio.run(bench_market(tuple(sizes)))
+    if as_json:
+        _print_json(result)
+    else:
+        table = Table("agents", "bids_per_s", "epoch_s", "setup_s", title="bench market")
+        for row in result["sizes"]:
+            table.add_row(
+                str(row["agents"]), str(row["bids_per_s"]), str(row["epoch_s"]), str(row["setup_s"])
+            )
         _out.print(table)
 
 

@@ -122,6 +122,7 @@ class RegionSequencer:
         self._bids: dict[bytes, SignedBid] = {}
         self._spend: dict[str, int] = {}  # max prices of a buyer's bids in this epoch
         self._pending: set[tuple[str, int]] = set()  # (buyer, nonce) of this epoch's bids
+        self._bundles: list[tuple[bytes, bytes]] = []  # (spectrum, compute) bid digests
         self.free: dict[str, int] = {}  # free escrow as of the chain's head, from its events
         self.used_nonces: set[tuple[str, int]] = set()
         self.occupied: dict[int, int] = {}  # slot -> channel bitmap of settled leases
@@ -147,6 +148,7 @@ class RegionSequencer:
         self._bids.clear()
         self._spend.clear()
         self._pending.clear()
+        self._bundles.clear()
 
     async def sync(self) -> None:
         """Follow the region chain: settled leases and their later state changes."""
@@ -284,6 +286,27 @@ class RegionSequencer:
         self._bids[digest] = s
         return digest
 
+    async def submit_bundle(self, spectrum: SignedBid, compute: SignedBid) -> None:
+        """Admit a spectrum bid and a compute bid that win together or not at all."""
+        if (
+            spectrum.bid.kind != Kind.SPECTRUM
+            or compute.bid.kind != Kind.COMPUTE
+            or spectrum.bid.buyer != compute.bid.buyer
+        ):
+            raise OrderRefused("a bundle is one buyer's spectrum bid and compute bid")
+        first = await self.submit_bid(spectrum)
+        try:
+            second = await self.submit_bid(compute)
+        except OrderRefused:
+            self._withdraw(first)
+            raise
+        self._bundles.append((first, second))
+
+    def _withdraw(self, digest: bytes) -> None:
+        signed = self._bids.pop(digest)
+        self._spend[signed.bid.buyer] -= signed.bid.max_price_wei
+        self._pending.discard((signed.bid.buyer, signed.bid.nonce))
+
     # -- close ---------------------------------------------------------------------------------
     def close(
         self, weights: dict[str, int] | None = None, bundles: Sequence[tuple[bytes, bytes]] = ()
@@ -315,7 +338,9 @@ class RegionSequencer:
             ),
             weights=tuple((weights or {}).get(b.bid.buyer, 1) for b in bids),
             bundles=tuple(
-                (position[s], position[c]) for s, c in bundles if s in position and c in position
+                (position[s], position[c])
+                for s, c in (*bundles, *self._bundles)
+                if s in position and c in position
             ),
         )
         extra = tuple(

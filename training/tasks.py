@@ -93,7 +93,7 @@ def channel_prediction_task(
 
 
 def dirichlet_partition(
-    labels: torch.Tensor, devices: int, alpha: float, rng: np.random.Generator, min_size: int = 8
+    labels: torch.Tensor, devices: int, alpha: float, rng: np.random.Generator, min_size: int = 2
 ) -> list[np.ndarray]:
     """Split example indices among ``devices``: per class, shares ~ Dirichlet(alpha).
 

@@ -21,9 +21,15 @@ from typing import Any, cast
 
 from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
+from eth.exceptions import TransactionNotFound as EVMTransactionNotFound
 from eth.vm.forks import PragueVM
 from eth_keys import keys
 from eth_tester import EthereumTester, PyEVMBackend
+from eth_tester.backends.pyevm.serializers import (
+    serialize_transaction,
+    serialize_transaction_receipt,
+)
+from eth_tester.exceptions import TransactionNotFound as TesterTransactionNotFound
 from eth_tester.exceptions import ValidationError as TesterValidationError
 from eth_utils import keccak, to_canonical_address
 from web3 import AsyncWeb3
@@ -69,6 +75,39 @@ class _PersistingPyEVM(PyEVMBackend):
         self.chain = chain
         self.account_keys = account_keys
         self._kv = kv
+
+    def _find(self, transaction_hash: bytes) -> tuple[Any, Any, int]:
+        """(block, transaction, index) through py-evm's hash index; eth-tester's own
+        lookup scans every block from the head, which grows with the chain."""
+        pending = self.chain.get_block()
+        for index, tx in enumerate(pending.transactions):
+            if tx.hash == transaction_hash:
+                return pending, tx, index
+        try:
+            number, index = self.chain.chaindb.get_transaction_index(cast(Any, transaction_hash))
+        except EVMTransactionNotFound:
+            raise TesterTransactionNotFound(
+                f"No transaction found for transaction hash: 0x{transaction_hash.hex()}"
+            ) from None
+        block = self.chain.get_canonical_block_by_number(number)
+        return block, block.transactions[index], index
+
+    def get_transaction_by_hash(self, transaction_hash: bytes) -> Any:
+        block, tx, index = self._find(transaction_hash)
+        is_pending = block.number == self.chain.get_block().number
+        return serialize_transaction(block, tx, index, is_pending)
+
+    def get_transaction_receipt(self, transaction_hash: bytes) -> Any:
+        block, tx, index = self._find(transaction_hash)
+        is_pending = block.number == self.chain.get_block().number
+        return serialize_transaction_receipt(
+            block,
+            block.get_receipts(self.chain.chaindb),
+            tx,
+            index,
+            is_pending,
+            self.chain.get_vm(),
+        )
 
     def reset_to_genesis(self, *args: Any, **kwargs: Any) -> None:
         raise ChainDataError("an embedded chain cannot be reset; create a new one instead")
