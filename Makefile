@@ -27,7 +27,7 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 run: install
-	$(VENV)/bin/specledger demo --out $(RUN_DIR)
+	$(VENV)/bin/specledger simulate examples/quickstart.toml --out $(RUN_DIR)
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -42,6 +42,7 @@ bench: install
 	$(VENV)/bin/specledger bench ledger --backend embedded --json
 	$(VENV)/bin/specledger bench ledger --backend rpc --json
 	$(VENV)/bin/specledger bench training --json
+	$(VENV)/bin/specledger bench market --json
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .hypothesis .mypy_cache .ruff_cache

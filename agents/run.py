@@ -10,10 +10,11 @@ loop.
 
 The run directory holds ``scenario.toml`` (a copy), ``chains/`` (embedded),
 ``ledger.json``, ``metrics.csv`` (one row per region per epoch and one per
-round, written as they happen), ``summary.json`` and ``history.sha256`` (the
-sha256 of the full ordered lease history, the same for the same scenario and
-seed on the embedded backend). Ctrl-C stops between steps and still writes a
-consistent, auditable run directory.
+round, written as they happen), ``rounds.jsonl`` (each confirmed round's metrics,
+byte for byte what the root's ``RoundConfirmed.metrics_hash`` hashes),
+``summary.json`` and ``history.sha256`` (the sha256 of the full ordered lease
+history, the same for the same scenario and seed on the embedded backend).
+Ctrl-C stops between steps and still writes a consistent, auditable run directory.
 """
 
 from __future__ import annotations
@@ -578,7 +579,11 @@ class Simulation:
 
     async def _confirm(self, row: dict[str, Any], spent_wei: int) -> None:
         update = row.pop("_update")
-        metrics = hashlib.sha256(json.dumps(row, sort_keys=True).encode()).digest()
+        line = json.dumps(row, sort_keys=True)
+        metrics = hashlib.sha256(line.encode()).digest()
+        # the exact bytes whose hash the root confirms, so an audit can check the metrics
+        with open(self.out / "rounds.jsonl", "a") as f:
+            f.write(line + "\n")
         spend = min(spent_wei, self.job_remaining_wei)
         self.job_remaining_wei -= spend
         await self.root_coordinator.binding.transact(

@@ -120,6 +120,7 @@ event CrossPrepared:
     record_hash: bytes32
     deadline: uint256
     regions: DynArray[uint256, MAX_REGIONS]
+    parts: DynArray[bytes32, MAX_REGIONS]
 
 event CrossVoted:
     xlease_id: indexed(bytes32)
@@ -351,10 +352,16 @@ def close_job(job_id: uint256):
 
 # -- leases spanning regions (two-phase commit) ------------------------------------------
 @external
-def prepare_cross(xlease_id: bytes32, record_hash: bytes32,
-                  regions: DynArray[uint256, MAX_REGIONS], deadline: uint256):
+def prepare_cross(xlease_id: bytes32, regions: DynArray[uint256, MAX_REGIONS],
+                  parts: DynArray[bytes32, MAX_REGIONS], deadline: uint256):
+    """`parts[i]` is the EIP-712 digest of the buyer's bid in `regions[i]`; the lease's
+    record hash is keccak256 of the parts in order, so an auditor can find each part."""
     assert self.cross[xlease_id].state == X_NONE, "cross-region lease already exists"
     assert len(regions) >= 2, "a cross-region lease spans at least two regions"
+    assert len(parts) == len(regions), "one part per region"
+    record_hash: bytes32 = empty(bytes32)
+    for part: bytes32 in parts:
+        record_hash = keccak256(concat(record_hash, part))
     assert deadline > block.timestamp, "deadline must be in the future"
     for i: uint256 in range(MAX_REGIONS):
         if i == len(regions):
@@ -368,7 +375,7 @@ def prepare_cross(xlease_id: bytes32, record_hash: bytes32,
                                        deadline=deadline, regions=regions, votes=0,
                                        state=X_PREPARED)
     log CrossPrepared(xlease_id=xlease_id, proposer=msg.sender, record_hash=record_hash,
-                      deadline=deadline, regions=regions)
+                      deadline=deadline, regions=regions, parts=parts)
 
 
 @external

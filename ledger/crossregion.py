@@ -48,19 +48,21 @@ class CrossRegionLease:
         self.ledger = ledger
         self.parts = dict(parts)
         self.deadline = deadline
-        self.record_hash = keccak(
-            b"".join(
-                ledger.regions[r].market.bid_digest(p.bid.bid) for r, p in sorted(parts.items())
-            )
-        )
+        self.digests = [
+            ledger.regions[r].market.bid_digest(p.bid.bid) for r, p in sorted(parts.items())
+        ]
+        record_hash = b"\0" * 32
+        for digest in self.digests:  # chained as RootLedger.prepare_cross does
+            record_hash = keccak(record_hash + digest)
+        self.record_hash = record_hash
         self.xlease_id = keccak(b"xlease" + self.record_hash)
 
     async def prepare(self) -> None:
         await self.ledger.root.binding.transact(
             "prepare_cross",
             self.xlease_id,
-            self.record_hash,
             sorted(self.parts),
+            self.digests,
             self.deadline,
             gas=600_000,
         )

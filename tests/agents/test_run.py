@@ -77,8 +77,14 @@ async def test_same_scenario_and_seed_give_the_same_history(scenario: Path, tmp_
 async def test_run_directory_holds_everything(scenario: Path, tmp_path: Path):
     out = tmp_path / "run"
     summary = await run(scenario, out)
-    assert {p.name for p in out.iterdir()} >= {"scenario.toml", "chains", "ledger.json",
-                                               "metrics.csv", "summary.json", "history.sha256"}
+    assert {p.name for p in out.iterdir()} >= {
+        "scenario.toml",
+        "chains",
+        "ledger.json",
+        "metrics.csv",
+        "summary.json",
+        "history.sha256",
+    }
     assert (out / "scenario.toml").read_text() == scenario.read_text()
     assert json.loads((out / "summary.json").read_text()) == summary
     with (out / "metrics.csv").open() as f:
@@ -125,15 +131,32 @@ async def test_ctrl_c_leaves_a_consistent_run_directory(scenario: Path, tmp_path
 def test_simulate_cli_reports_a_bad_scenario(tmp_path: Path):
     bad = tmp_path / "bad.toml"
     bad.write_text(SMALL.replace("rounds = 4", "rounds = -1"))
-    out = subprocess.run([sys.executable, "-m", "agents.cli", "simulate", str(bad), "--out",
-                          str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "agents.cli", "simulate", str(bad), "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 1
     assert "bad.toml: job.rounds: expected an integer >= 1, got -1" in out.stderr
     assert not (tmp_path / "run").exists()
 
 
 def test_simulate_cli_rpc_needs_a_manifest(scenario: Path, tmp_path: Path):
-    out = subprocess.run([sys.executable, "-m", "agents.cli", "simulate", str(scenario),
-                          "--out", str(tmp_path / "run"), "--backend", "rpc"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agents.cli",
+            "simulate",
+            str(scenario),
+            "--out",
+            str(tmp_path / "run"),
+            "--backend",
+            "rpc",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 1 and "needs --manifest" in out.stderr

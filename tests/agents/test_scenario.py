@@ -41,25 +41,46 @@ def test_scale_example_has_at_least_1000_agents():
     [
         (("rounds = 2", "rounds = 0"), "job.rounds: expected an integer >= 1, got 0"),
         (("rounds = 2", "rounds = 9"), "job.rounds: expected at most epochs (3), got 9"),
-        (('mechanism = "second_price"', 'mechanism = "vcg"'),
-         "regions[0].mechanism: expected one of second_price, double_auction, "
-         "proportional_fair, bundle, got 'vcg'"),
-        (("devices_per_round = 2", "devices_per_round = 5"),
-         "job.devices_per_round: expected an integer >= 1 <= 4, got 5"),
+        (
+            ('mechanism = "second_price"', 'mechanism = "vcg"'),
+            "regions[0].mechanism: expected one of second_price, double_auction, "
+            "proportional_fair, bundle, got 'vcg'",
+        ),
+        (
+            ("devices_per_round = 2", "devices_per_round = 5"),
+            "job.devices_per_round: expected an integer >= 1 <= 4, got 5",
+        ),
         (("seed = 1", 'seed = "one"'), "seed: expected an integer >= 0, got 'one'"),
         (("[participants]\nedge_devices = 4", ""), "participants: expected a table, got None"),
-        (("id = 1", "id = 1\nprotected_channels = [99]"),
-         "regions[0].protected_channels: expected a list of channels in 0..15, got [99]"),
-        (("epochs = 3", "epochs = 3\n[failures]\nregion_outage = { region = 9, from_epoch = 1,"
-          " to_epoch = 2 }"), "failures.region_outage.region: expected the id of a region above"),
+        (
+            ("id = 1", "id = 1\nprotected_channels = [99]"),
+            "regions[0].protected_channels: expected a list of channels in 0..15, got [99]",
+        ),
+        (
+            (
+                "epochs = 3",
+                "epochs = 3\n[failures]\nregion_outage = { region = 9, from_epoch = 1,"
+                " to_epoch = 2 }",
+            ),
+            "failures.region_outage.region: expected the id of a region above",
+        ),
         (("[job]", "[job]\nmodel = 'gpt'"), "job.model: expected one of small, minilm, got 'gpt'"),
     ],
-    ids=["zero-rounds", "rounds-over-epochs", "unknown-mechanism", "too-many-devices",
-         "seed-type", "participants-missing", "protected-out-of-band", "outage-unknown-region",
-         "unknown-model"],
+    ids=[
+        "zero-rounds",
+        "rounds-over-epochs",
+        "unknown-mechanism",
+        "too-many-devices",
+        "seed-type",
+        "participants-missing",
+        "protected-out-of-band",
+        "outage-unknown-region",
+        "unknown-model",
+    ],
 )
-def test_invalid_scenario_names_file_field_and_rule(tmp_path: Path, edit: tuple[str, str],
-                                                    message: str):
+def test_invalid_scenario_names_file_field_and_rule(
+    tmp_path: Path, edit: tuple[str, str], message: str
+):
     path = tmp_path / "bad.toml"
     path.write_text(GOOD.replace(*edit))
     with pytest.raises(ScenarioError) as err:

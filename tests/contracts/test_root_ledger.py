@@ -199,7 +199,12 @@ async def prepared(root: RootLedger, xid: bytes = b"\x33" * 32, regions=(1, 2)) 
     now = (await root.binding.client.web3.eth.get_block("latest"))["timestamp"]
     deadline = now + 100
     await root.binding.transact(
-        "prepare_cross", xid, b"\x44" * 32, list(regions), deadline, gas=400_000
+        "prepare_cross",
+        xid,
+        list(regions),
+        [bytes([r]) * 32 for r in regions],
+        deadline,
+        gas=400_000,
     )
     return deadline
 
@@ -245,20 +250,20 @@ async def test_cross_region_rejections(root: RootLedger):
     xid = b"\x55" * 32
     await reverts(
         "a cross-region lease spans at least two regions",
-        root.binding.transact("prepare_cross", xid, b"\0" * 32, [1], 2**40, gas=300_000),
+        root.binding.transact("prepare_cross", xid, [1], [b"\0" * 32], 2**40, gas=300_000),
     )
     await reverts(
         "region listed twice",
-        root.binding.transact("prepare_cross", xid, b"\0" * 32, [1, 1], 2**40, gas=300_000),
+        root.binding.transact("prepare_cross", xid, [1, 1], [b"\0" * 32] * 2, 2**40, gas=300_000),
     )
     await reverts(
         "unknown region",
-        root.binding.transact("prepare_cross", xid, b"\0" * 32, [1, 9], 2**40, gas=300_000),
+        root.binding.transact("prepare_cross", xid, [1, 9], [b"\0" * 32] * 2, 2**40, gas=300_000),
     )
     await prepared(root, xid)
     await reverts(
         "cross-region lease already exists",
-        root.binding.transact("prepare_cross", xid, b"\0" * 32, [1, 2], 2**40, gas=300_000),
+        root.binding.transact("prepare_cross", xid, [1, 2], [b"\0" * 32] * 2, 2**40, gas=300_000),
     )
     await reverts(
         "signer is not in the region committee", vote(root, xid, 1, True, keys=[KEYS[8], KEYS[9]])
