@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 RUN_DIR ?= runs/run-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean browser
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -34,7 +34,11 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint
+# Debian's chromium renders the audit report in the browser-marked test
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+test: lint browser
 	$(VENV)/bin/specledger contracts build --check
 	$(PY) -m pytest
 
@@ -43,6 +47,7 @@ bench: install
 	$(VENV)/bin/specledger bench ledger --backend rpc --json
 	$(VENV)/bin/specledger bench training --json
 	$(VENV)/bin/specledger bench market --json
+	$(VENV)/bin/specledger bench audit --json
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -22,7 +22,7 @@ from typing import Any
 from .run import EpochReport, Simulation
 from .scenario import load_scenario
 
-__all__ = ["bench_market"]
+__all__ = ["bench_audit", "bench_market"]
 
 TEMPLATE = """
 seed = 5
@@ -75,3 +75,60 @@ async def bench_market(sizes: tuple[int, ...] = (100, 1000)) -> dict[str, Any]:
                 }
             )
     return results
+
+
+AUDIT_TEMPLATE = """
+seed = 9
+epochs = {epochs}
+epoch_length_s = 3600
+genesis_timestamp = 1893456000
+checkpoint_every = 5
+[[regions]]
+id = 1
+mechanism = "proportional_fair"
+channels = 32
+[[regions]]
+id = 2
+mechanism = "second_price"
+channels = 32
+[[regions]]
+id = 3
+mechanism = "double_auction"
+channels = 32
+[participants]
+satellite_operators = 1
+terrestrial_operators = 6
+edge_servers = 3
+edge_devices = 60
+[job]
+rounds = {epochs}
+devices_per_round = 24
+budget_eth = 200
+[failures]
+device_dropout = 0.05
+"""
+
+
+async def bench_audit(min_leases: int = 1000) -> dict[str, Any]:
+    """Generate a run with at least ``min_leases`` leases, then time a full audit of it."""
+    import time
+
+    from ledger.audit import run_audit
+
+    with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
+        epochs = max(2, -(-min_leases // 55))  # about 55 leases per epoch
+        path = Path(tmp) / "audit.toml"
+        path.write_text(AUDIT_TEMPLATE.format(epochs=epochs))
+        summary = await Simulation(load_scenario(path), Path(tmp) / "run").run()
+        started = time.perf_counter()
+        result = await run_audit(Path(tmp) / "run")
+        elapsed = time.perf_counter() - started
+    return {
+        "leases": len(result.leases),
+        "leases_verified": result.leases_verified,
+        "audit_s": round(elapsed, 2),
+        "ok": result.ok,
+        "leases_verified_per_s": round(result.leases_verified / elapsed, 1),
+        "run_wall_s": summary["wall_s"],
+        "epochs": epochs,
+    }

@@ -7,6 +7,9 @@
     specledger bench training [--json]
     specledger bench market [--agents N ...] [--json]
     specledger simulate SCENARIO --out DIR [--backend embedded|rpc] [--manifest testnet.json]
+    specledger audit (RUN_DIR | --manifest testnet.json) [--json] [--at-block N]
+                     [--export csv|parquet|json --to PATH] [--report PATH]
+    specledger bench audit [--min-leases N] [--json]
     specledger demo [--out DIR] [--backend embedded|rpc] [--url URL]
 
 Every failure we foresee ends with one line on stderr that says what is wrong
@@ -44,7 +47,8 @@ def _clear_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except (LedgerError, AgentError, TrainingError) as exc:
-            _err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            _err.print("[red]error:[/red] ", end="")
+            _err.print(str(exc), highlight=False, soft_wrap=True, markup=False)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
@@ -76,7 +80,8 @@ def contracts_build(check: bool) -> None:
     if check:
         problems = check_all()
         for problem in problems:
-            _err.print(f"[red]stale:[/red] {problem}", highlight=False)
+            _err.print("[red]stale:[/red] ", end="")
+            _err.print(problem, highlight=False, markup=False)
         if problems:
             _err.print("run `specledger contracts build` and commit contracts/build/")
             sys.exit(1)
@@ -235,7 +240,8 @@ def simulate_cmd(scenario: Path, out: Path, backend: str, manifest: Path | None)
     try:
         sc = load_scenario(scenario)
     except AgentError as exc:
-        _err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        _err.print("[red]error:[/red] ", end="")
+        _err.print(str(exc), highlight=False, soft_wrap=True, markup=False)
         sys.exit(1)
     if backend == "rpc" and manifest is None:
         _err.print(
@@ -297,6 +303,107 @@ def bench_market_cmd(sizes: tuple[int, ...], as_json: bool) -> None:
             table.add_row(
                 str(row["agents"]), str(row["bids_per_s"]), str(row["epoch_s"]), str(row["setup_s"])
             )
+        _out.print(table)
+
+
+# -- audit -----------------------------------------------------------------------------------
+@main.command("audit")
+@click.argument("run_dir", type=click.Path(path_type=Path), required=False)
+@click.option(
+    "--manifest",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Audit the live nodes of a testnet.json instead of a run directory.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+@click.option(
+    "--at-block",
+    type=click.IntRange(min=0),
+    default=None,
+    help="The state of every region as of this block of the root chain.",
+)
+@click.option("--export", "fmt", type=click.Choice(["csv", "parquet", "json"]), default=None)
+@click.option("--to", "export_to", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write a self-contained HTML report here.",
+)
+@_clear_errors
+def audit_cmd(
+    run_dir: Path | None,
+    manifest: Path | None,
+    as_json: bool,
+    at_block: int | None,
+    fmt: str | None,
+    export_to: Path | None,
+    report: Path | None,
+) -> None:
+    """Rebuild and verify every lease from the chains; exit 0 only when all checks hold."""
+    from ledger.audit import export_leases, run_audit
+    from ledger.report import render_report
+
+    if (run_dir is None) == (manifest is None):
+        raise click.UsageError("give a RUN_DIR or --manifest testnet.json (one of them)")
+    if (fmt is None) != (export_to is None):
+        raise click.UsageError("--export and --to go together")
+    result = asyncio.run(run_audit(run_dir, manifest, at_block))
+    if fmt and export_to:
+        export_leases(result, fmt, export_to)
+    if report:
+        tmp = report.with_name(report.name + ".tmp")
+        tmp.write_text(render_report(result))
+        tmp.replace(report)
+    verdict = {
+        "ok": result.ok,
+        "leases": len(result.leases),
+        "leases_verified": result.leases_verified,
+        "settlements": len(result.settlements),
+        "checkpoints": len(result.checkpoints),
+        "rounds": len(result.rounds),
+        "at_block": at_block,
+        "chains": result.chains,
+        "violations": [
+            {
+                "check": v.check,
+                "chain": v.chain,
+                "block": v.block,
+                "tx": v.tx,
+                "lease": v.lease,
+                "detail": v.detail,
+            }
+            for v in result.violations
+        ],
+    }
+    if as_json:
+        _print_json(verdict)
+    else:
+        for v in result.violations:
+            _out.print(v.line(), highlight=False, soft_wrap=True, markup=False)
+        _out.print(
+            f"{'OK' if result.ok else 'FAILED'}: {len(result.leases)} leases, "
+            f"{len(result.settlements)} settlements, {len(result.checkpoints)} "
+            f"checkpoints, {len(result.violations)} violation(s)"
+        )
+    sys.exit(0 if result.ok else 1)
+
+
+@bench.command("audit")
+@click.option("--min-leases", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@_clear_errors
+def bench_audit_cmd(min_leases: int, as_json: bool) -> None:
+    """leases_verified_per_s over a generated run with at least --min-leases leases."""
+    from agents.bench import bench_audit
+
+    result = asyncio.run(bench_audit(min_leases))
+    if as_json:
+        _print_json(result)
+    else:
+        table = Table("figure", "value", title="bench audit")
+        for key, value in result.items():
+            table.add_row(key, str(value))
         _out.print(table)
 
 

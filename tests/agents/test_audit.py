@@ -1,0 +1,327 @@
+"""specledger audit: rebuilds from the chains, verifies, detects tampering, reports."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import rlp
+
+from agents.run import Simulation
+from agents.scenario import load_scenario
+from ledger.audit import Audit, run_audit
+from ledger.crossregion import CrossRegionLease
+from ledger.market import LeaseRecord, Role
+from ledger.merkle import EMPTY_ROOT
+from ledger.tiered import RegionSpec, TieredLedger, derive_key
+from ledger.trader import Trader
+
+from .test_run import SMALL
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def clean_run() -> Path:
+    """One simulated run shared by the module (tests copy it before tampering)."""
+    tmp = Path(tempfile.mkdtemp(prefix="audit-run-"))
+    (tmp / "small.toml").write_text(SMALL)
+    asyncio.run(Simulation(load_scenario(tmp / "small.toml"), tmp / "run").run())
+    yield tmp / "run"
+    shutil.rmtree(tmp)
+
+
+@pytest.fixture
+def run(clean_run: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "run"
+    shutil.copytree(clean_run, copy)
+    (copy / "audit.sqlite").unlink(missing_ok=True)
+    return copy
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agents.cli", "audit", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.slow
+def test_clean_run_passes_and_is_rebuilt_from_the_chains(run: Path):
+    out = cli(str(run), "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    verdict = json.loads(out.stdout)
+    summary = json.loads((run / "summary.json").read_text())
+    assert verdict["ok"] and verdict["violations"] == []
+    assert verdict["leases"] == summary["leases"] == verdict["leases_verified"]
+    assert verdict["rounds"] == summary["rounds"] and verdict["checkpoints"] > 0
+    db = sqlite3.connect(run / "audit.sqlite")
+    states = dict(db.execute("SELECT state, count(*) FROM leases GROUP BY state").fetchall())
+    assert states == summary["lease_states"]
+    assert db.execute("SELECT count(*) FROM lease_events WHERE event = 'Heartbeat'").fetchone()[0]
+    assert db.execute("SELECT count(*) FROM payments WHERE kind = 'paid-seller'").fetchone()[0]
+    db.close()
+    again = cli(str(run))  # the index it wrote agrees with a second rebuild
+    assert again.returncode == 0 and again.stdout.strip().startswith("OK:")
+
+
+@pytest.mark.slow
+def test_at_block_gives_the_state_as_of_a_root_block(run: Path):
+    full = json.loads(cli(str(run), "--json").stdout)
+    middle = full["chains"][0]["head_block"] // 2
+    early = json.loads(cli(str(run), "--json", "--at-block", str(middle)).stdout)
+    assert early["ok"] and early["at_block"] == middle
+    assert early["chains"][0]["head_block"] == middle
+    assert early["leases"] < full["leases"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_export(run: Path, tmp_path: Path, fmt: str):
+    path = tmp_path / f"leases.{fmt}"
+    assert cli(str(run), "--export", fmt, "--to", str(path)).returncode == 0
+    expected = json.loads((run / "summary.json").read_text())["leases"]
+    if fmt == "csv":
+        with path.open() as f:
+            rows = list(csv.DictReader(f))
+    elif fmt == "json":
+        rows = json.loads(path.read_text())
+    else:
+        rows = pq.read_table(path).to_pylist()
+    assert len(rows) == expected and {"lease_id", "state", "price_wei"} <= set(rows[0])
+
+
+# -- tampering ------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_a_modified_block_header_is_detected(run: Path):
+    path = run / "chains" / "region-1.chain.sqlite"
+    db = sqlite3.connect(path)
+    from eth.db.atomic import AtomicDB
+    from eth.db.chain import ChainDB
+
+    from ledger.backends._sqlite_db import SQLiteKV
+
+    kv = SQLiteKV(path, read_only=True)
+    block_hash = ChainDB(AtomicDB(kv)).get_canonical_block_hash(5)
+    kv.close()
+    fields = rlp.decode(db.execute("SELECT v FROM kv WHERE k = ?", (block_hash,)).fetchone()[0])
+    fields[11] = rlp.sedes.big_endian_int.serialize(int.from_bytes(fields[11], "big") + 1)
+    with db:
+        db.execute("UPDATE kv SET v = ? WHERE k = ?", (rlp.encode(fields), block_hash))
+    db.close()
+    out = cli(str(run))
+    assert out.returncode == 1
+    assert "[integrity] region-1, block 5" in out.stdout
+    assert "stored header does not hash to its key" in out.stdout
+
+
+@pytest.mark.slow
+def test_a_truncated_chain_file_is_detected(run: Path):
+    path = run / "chains" / "region-2.chain.sqlite"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    out = cli(str(run))
+    assert out.returncode == 1 and "[integrity] region-2" in out.stdout
+
+
+@pytest.mark.slow
+def test_an_edited_index_is_detected(run: Path):
+    assert cli(str(run)).returncode == 0
+    with sqlite3.connect(run / "audit.sqlite") as db:
+        db.execute("UPDATE leases SET price_wei = '1' WHERE rowid = 1")
+    out = cli(str(run))
+    assert out.returncode == 1 and "audit.sqlite was edited" in out.stdout
+
+
+@pytest.mark.slow
+def test_metrics_that_do_not_match_the_root_are_detected(run: Path):
+    lines = (run / "rounds.jsonl").read_text().splitlines()
+    lines[0] = lines[0].replace('"devices": ', '"devices": 1')
+    (run / "rounds.jsonl").write_text("\n".join(lines) + "\n")
+    out = cli(str(run))
+    assert out.returncode == 1 and "[metrics] root" in out.stdout
+
+
+@pytest.mark.slow
+async def test_quorum_and_signature_checks_can_fail(run: Path, monkeypatch):
+    original = Audit._region
+
+    async def no_committee(self, region, info, read, result):
+        info["members"] = []  # as if nobody who signed were in the committee
+        return await original(self, region, info, read, result)
+
+    monkeypatch.setattr(Audit, "_region", no_committee)
+    result = await run_audit(run, index=None)
+    assert {v.check for v in result.violations} == {"quorum"}
+    monkeypatch.undo()
+    monkeypatch.setattr("ledger.market.RegionMarket.bid_digest", lambda self, bid: b"\1" * 32)
+    result = await run_audit(run, index=None)
+    checks = {v.check for v in result.violations}
+    assert "signature" in checks and all(
+        v.lease for v in result.violations if v.check == "signature"
+    )
+
+
+@pytest.mark.slow
+async def test_escrow_check_can_fail(run: Path, monkeypatch):
+    original = Audit._escrow
+
+    def hide_deposits(self, ev, free, locked, bonds, *rest):
+        if ev.name == "Deposited":
+            return free, locked, bonds
+        return original(self, ev, free, locked, bonds, *rest)
+
+    monkeypatch.setattr(Audit, "_escrow", hide_deposits)
+    result = await run_audit(run, index=None)
+    assert result.violations and {v.check for v in result.violations} == {"escrow"}
+    assert all(v.tx and v.block for v in result.violations)
+
+
+def test_overlap_protected_and_capacity_checks():
+    audit = Audit.__new__(Audit)
+    audit.violations = []
+    info = {"protected_mask": 0b1000, "epoch_length_s": 60}
+
+    def record(first: int, units: int, kind: int = 0, nonce: int = 0) -> LeaseRecord:
+        return LeaseRecord(
+            1,
+            kind,
+            "0x" + "11" * 20,
+            "0x" + "22" * 20,
+            nonce,
+            first,
+            units,
+            600,
+            660,
+            10,
+            b"\5" * 32,
+        )
+
+    from ledger.market import Offer
+
+    offer = Offer("0x" + "11" * 20, 1, 0, 2, 600, 660, 1, 0)
+    occupancy: dict = {}
+    sold: dict = {}
+    tx = {"block": 7, "hash": "0xab"}
+    audit._occupancy(1, info, record(0, 2), tx, occupancy, sold, offer, "region-1")
+    audit._occupancy(1, info, record(1, 3, nonce=1), tx, occupancy, sold, offer, "region-1")
+    audit._occupancy(1, info, record(0, 2, kind=1, nonce=2), tx, occupancy, sold, offer, "r")
+    audit._occupancy(1, info, record(0, 1, kind=1, nonce=3), tx, occupancy, sold, offer, "r")
+    assert [v.check for v in audit.violations] == ["protected", "overlap", "capacity"]
+    assert audit.violations[1].block == 7 and audit.violations[1].lease
+
+
+# -- root: checkpoints and cross-region leases -------------------------------------------------
+async def _ledger_with_traders(tmp_path: Path) -> tuple[TieredLedger, dict]:
+    ledger = await TieredLedger.create(
+        tmp_path / "run", [RegionSpec(1), RegionSpec(2)], seed=2, genesis_timestamp=1_900_000_000
+    )
+    parties = {}
+    for r in (1, 2):
+        rt = ledger.regions[r]
+        sat = Trader(derive_key(4, f"sat-{r}"), rt.market, rt.client)
+        await sat.join(Role.SATELLITE, bond_wei=10**18)
+        buyer = Trader(derive_key(4, f"buyer-{r}"), rt.market, rt.client)
+        await buyer.join(Role.COORDINATOR, deposit_wei=10**18)
+        parties[r] = (sat, buyer)
+    return ledger, parties
+
+
+async def test_bogus_checkpoint_and_broken_cross_region_leases_are_reported(tmp_path: Path):
+    from ledger.crossregion import Part
+    from ledger.market import quorum_sign
+
+    ledger, parties = await _ledger_with_traders(tmp_path)
+    head = int((await ledger.root_backend.web3.eth.get_block("latest"))["timestamp"])
+    epoch = head // 60 + 5
+    for rt in ledger.regions.values():
+        await rt.sequencer.open(epoch)
+    parts = {}
+    for r, (sat, buyer) in parties.items():
+        start, end = ledger.regions[r].sequencer.window(epoch)
+        parts[r] = Part(
+            sat.offer(0, 0, 4, start, end, 1), buyer.bid(0, 0, 16, 1, start, end, 10**15), 0, 10**14
+        )
+    committed = CrossRegionLease(ledger, parts, head + 100)
+    await committed.prepare()
+    await committed.vote(1)
+    await committed.vote(2)
+    await committed.finish()
+    ledger.regions[2].sequencer.committed_parts.clear()  # region 2 never settles its part
+    await ledger.settle_all()
+    # a checkpoint with a valid quorum but a made-up lease-state root
+    rt = ledger.regions[1]
+    block = await rt.backend.web3.eth.get_block("latest")
+    digest = ledger.root.checkpoint_digest(1, block["number"], bytes(block["hash"]), EMPTY_ROOT)
+    await ledger.root.post_checkpoint(
+        1,
+        block["number"],
+        bytes(block["hash"]),
+        EMPTY_ROOT,
+        quorum_sign(digest, [v.key for v in rt.validators[:2]]),
+    )
+    await ledger.close()
+    result = await run_audit(tmp_path / "run", index=None)
+    lines = [v.line() for v in result.violations]
+    assert any(
+        v.check == "cross" and "not active in regions [2]" in v.detail for v in result.violations
+    ), lines
+    assert any(
+        v.check == "checkpoint" and "lease-state root does not match" in v.detail
+        for v in result.violations
+    ), lines
+    assert len(result.violations) == 2, lines
+
+
+# -- the report in a real browser -------------------------------------------------------------
+@pytest.mark.browser
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(run: Path):
+    report = run / "report.html"
+    assert cli(str(run), "--report", str(report)).returncode == 0
+    html = report.read_text()
+    offline = html.replace("http://www.w3.org/2000/svg", "")  # a namespace, not a fetch
+    assert "http://" not in offline and "https://" not in offline and "src=" not in offline
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is part of the test set-up (make test installs it)"
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={run / 'chromium-profile'}",
+    ]
+    dom = subprocess.run(
+        [chromium, *flags, "--dump-dom", report.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    body = dom[dom.index("<body") : dom.index(">", dom.index("<body"))]
+    charts = int(body.split('data-charts="')[1].split('"')[0])
+    errors = int(body.split('data-errors="')[1].split('"')[0])
+    assert charts >= 3 * 2 + 4 and errors == 0  # per region: occupancy, prices, defaults
+    assert dom.count('class="lease"') > 0 and dom.count('class="series"') > 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "audit-report.png"
+    subprocess.run(
+        [chromium, *flags, "--window-size=1300,1600", f"--screenshot={shot}", report.as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
+    assert shot.exists() and shot.stat().st_size > 10_000
