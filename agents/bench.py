@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .errors import AgentError
 from .run import EpochReport, Simulation
 from .scenario import load_scenario
 
@@ -116,10 +117,15 @@ async def bench_audit(min_leases: int = 1000) -> dict[str, Any]:
     from ledger.audit import run_audit
 
     with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
-        epochs = max(2, -(-min_leases // 55))  # about 55 leases per epoch
+        epochs = max(2, -(-min_leases // 30))  # about 36 leases per epoch were measured
         path = Path(tmp) / "audit.toml"
         path.write_text(AUDIT_TEMPLATE.format(epochs=epochs))
         summary = await Simulation(load_scenario(path), Path(tmp) / "run").run()
+        if summary["leases"] < min_leases:
+            raise AgentError(
+                f"the generated run has {summary['leases']} leases, fewer than "
+                f"the {min_leases} asked for"
+            )
         started = time.perf_counter()
         result = await run_audit(Path(tmp) / "run")
         elapsed = time.perf_counter() - started

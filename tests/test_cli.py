@@ -151,3 +151,19 @@ def test_bench_training_meets_its_targets():
     assert data["uplink_bytes_per_round"] > 0 and data["fedavg_full_bytes_per_round"] > 0
     assert data["config"]["encoder"]["hidden"] == 384
     assert "split_step_ratio" in data  # a speed figure: reported, never asserted in tests
+
+
+@pytest.mark.slow
+def test_bench_market_prints_its_figures():
+    out = run("bench", "market", "--agents", "40", "--json")
+    assert out.returncode == 0, out.stderr
+    (size,) = json.loads(out.stdout)["sizes"]
+    assert size["agents"] == 40 and size["bids_per_s"] > 0 and size["epoch_s"] > 0
+
+
+@pytest.mark.slow
+def test_bench_audit_prints_its_figures():
+    out = run("bench", "audit", "--min-leases", "60", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["ok"] and data["leases"] >= 60 and data["leases_verified_per_s"] > 0

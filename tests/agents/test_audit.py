@@ -325,3 +325,29 @@ def test_report_renders_in_headless_chromium(run: Path):
         timeout=120,
     )
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+@pytest.mark.anvil
+@pytest.mark.slow
+async def test_audit_of_a_live_testnet_by_manifest(tmp_path: Path):
+    from ledger import testnet as tn
+
+    nodes = tn.testnet_up(3, tmp_path / "tn")  # root, region-0, region-1, region-2
+    try:
+        (tmp_path / "small.toml").write_text(SMALL)
+        manifest = tmp_path / "tn" / "testnet.json"
+        summary = await Simulation(
+            load_scenario(tmp_path / "small.toml"),
+            tmp_path / "run",
+            backend="rpc",
+            manifest=manifest,
+        ).run()
+        out = await asyncio.to_thread(cli, "--manifest", str(manifest), "--json")
+        verdict = json.loads(out.stdout)
+        assert out.returncode == 0, out.stdout
+        assert verdict["ok"] and verdict["leases"] == summary["leases"] > 0
+        by_dir = await asyncio.to_thread(cli, str(tmp_path / "run"))  # an rpc run dir
+        assert by_dir.returncode == 0, by_dir.stdout  # follows its recorded manifest
+    finally:
+        for node in nodes:
+            tn.stop_node(node)

@@ -572,3 +572,63 @@ async def test_compute_of_another_class_is_refused(m: Market):
     await reverts("compute class differs", m.settle(1, [m.lease(server_offer, device_bid)]))
     server_bid = m.bid(kind=Kind.COMPUTE, lo=1, hi=0, units=1, start=start, end=start + EPOCH)
     await m.settle(1, [m.lease(server_offer, server_bid)])
+
+
+# -- the remaining rejections, one each -------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"num_channels": 0}, "num_channels must be 1..256"),
+        ({"epoch_length_s": 0}, "epoch_length_s must be positive"),
+        ({"channel_width_hz": 0}, "channel_width_hz must be positive"),
+        ({"threshold": 0}, "threshold must be 1..committee size"),
+        ({"committee": ("0x" + "00" * 20, "0x" + "00" * 20)}, "empty committee member"),
+        ({"committee": ("0x" + "11" * 20, "0x" + "11" * 20)}, "duplicate committee member"),
+    ],
+    ids=[
+        "no-channels",
+        "no-epoch",
+        "no-width",
+        "zero-threshold",
+        "empty-member",
+        "duplicate-member",
+    ],
+)
+async def test_constructor_rejections(m: Market, kwargs: dict, reason: str):
+    from ledger.market import MarketConfig
+
+    base = MarketConfig(region_id=1, committee=("0x" + "11" * 20, "0x" + "22" * 20), threshold=1)
+    config = object.__new__(MarketConfig)  # skip MarketConfig's own checks: test the contract's
+    for field_name, value in {**base.__dict__, **kwargs}.items():
+        object.__setattr__(config, field_name, value)
+    await reverts(
+        reason,
+        m.market.binding.client.deploy("RegionMarket", *config.constructor_args(), gas=6_000_000),
+    )
+
+
+async def test_zero_value_deposits_and_bonds_are_refused(m: Market):
+    await reverts(
+        "deposit must be positive", m.as_("buyer").binding.transact("deposit", value=0, gas=100_000)
+    )
+    await reverts(
+        "bond must be positive", m.as_("seller").binding.transact("post_bond", value=0, gas=100_000)
+    )
+
+
+async def test_compute_lease_with_a_channel_is_refused(m: Market):
+    lease = await compute_lease(m)
+    await reverts("compute leases have no channel", m.settle(1, [replace(lease, first=3)]))
+
+
+async def test_invalid_committee_signature_is_refused(m: Market):
+    lease = await spectrum_lease(m)
+    sigs = m.committee_sigs(1, [lease])
+    broken = [Sig(sigs[0].v, b"\0" * 32, sigs[0].s), sigs[1]]
+    await reverts("invalid signature", m.settle(1, [lease], sigs=broken))
+
+
+async def test_relinquish_after_the_end_is_refused(m: Market):
+    record = await settled(m)
+    await m.travel(record.end)
+    await reverts("lease has ended: complete it", m.as_("buyer").lifecycle("relinquish", record))

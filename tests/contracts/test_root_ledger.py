@@ -268,3 +268,51 @@ async def test_cross_region_rejections(root: RootLedger):
     await reverts(
         "signer is not in the region committee", vote(root, xid, 1, True, keys=[KEYS[8], KEYS[9]])
     )
+
+
+async def test_remaining_root_rejections(root: RootLedger):
+    members = [address(k) for k in REGION_COMMITTEE]
+    with pytest.raises(TransactionReverted, match="threshold must be 1..committee size"):
+        await root.register_region(5, 32_005, "0x" + "dd" * 20, members, 4, 0, ROOT_COMMITTEE[:2])
+    with pytest.raises(TransactionReverted, match="duplicate committee member"):
+        await root.register_region(
+            5, 32_005, "0x" + "dd" * 20, members[:1] * 2, 1, 0, ROOT_COMMITTEE[:2]
+        )
+    for region in range(3, 17):  # fill the registry to MAX_REGIONS (16)
+        await root.register_region(
+            region, 32_000 + region, "0x" + "ee" * 20, members, 2, 0, ROOT_COMMITTEE[:2]
+        )
+    with pytest.raises(TransactionReverted, match="too many regions"):
+        await root.register_region(99, 32_099, "0x" + "ee" * 20, members, 2, 0, ROOT_COMMITTEE[:2])
+    xid = b"\x77" * 32
+    await reverts(
+        "one part per region",
+        root.binding.transact("prepare_cross", xid, [1, 2], [b"\0" * 32], 2**40, gas=300_000),
+    )
+    await reverts(
+        "deadline must be in the future",
+        root.binding.transact("prepare_cross", xid, [1, 2], [b"\0" * 32] * 2, 1, gas=300_000),
+    )
+    await prepared(root, xid, regions=(1, 2))
+    await reverts("region is not part of this lease", vote(root, xid, 3, True))
+    await reverts(
+        "payee must be set",
+        root.binding.transact("post_job", b"\0" * 32, 1, "0x" + "00" * 20, value=1, gas=300_000),
+    )
+    coordinator = as_(root, KEYS[7])
+    receipt = await coordinator.binding.transact(
+        "post_job", b"\x05" * 32, 1, address(KEYS[8]), value=ETH, gas=300_000
+    )
+    job = receipt.event("JobPosted").args["job_id"]
+    await coordinator.binding.transact(
+        "confirm_round", job, 0, b"\1" * 32, b"\2" * 32, 0, gas=200_000
+    )
+    await reverts(
+        "job has no more rounds",
+        coordinator.binding.transact(
+            "confirm_round", job, 1, b"\1" * 32, b"\2" * 32, 0, gas=200_000
+        ),
+    )
+    await reverts(
+        "only the job's coordinator closes it", root.binding.transact("close_job", job, gas=200_000)
+    )
