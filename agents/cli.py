@@ -58,6 +58,17 @@ def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
+def _show(result: dict[str, Any], title: str, as_json: bool) -> None:
+    """A benchmark's result: one JSON object, or a two-column table for people."""
+    if as_json:
+        _print_json(result)
+        return
+    table = Table("figure", "value", title=title)
+    for key, value in result.items():
+        table.add_row(key, str(value))
+    _out.print(table)
+
+
 @click.group()
 @click.version_option(package_name="specledger")
 def main() -> None:
@@ -201,13 +212,7 @@ def bench_training_cmd(repeats: int, as_json: bool) -> None:
     from training.bench import bench_training
 
     result = bench_training(repeats)
-    if as_json:
-        _print_json(result)
-    else:
-        table = Table("figure", "value", title="bench training")
-        for key, value in result.items():
-            table.add_row(key, str(value))
-        _out.print(table)
+    _show(result, "bench training", as_json)
 
 
 # -- simulate ----------------------------------------------------------------------------------
@@ -398,13 +403,7 @@ def bench_audit_cmd(min_leases: int, as_json: bool) -> None:
     from agents.bench import bench_audit
 
     result = asyncio.run(bench_audit(min_leases))
-    if as_json:
-        _print_json(result)
-    else:
-        table = Table("figure", "value", title="bench audit")
-        for key, value in result.items():
-            table.add_row(key, str(value))
-        _out.print(table)
+    _show(result, "bench audit", as_json)
 
 
 # -- demo --------------------------------------------------------------------------------
