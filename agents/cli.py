@@ -195,13 +195,7 @@ def bench_ledger_cmd(
     from ledger.bench import bench_ledger
 
     result = asyncio.run(bench_ledger(backend, n, url, settle_buyers, scaling))
-    if as_json:
-        _print_json(result)
-    else:
-        table = Table("figure", "value", title=f"bench ledger ({backend})")
-        for key, value in result.items():
-            table.add_row(key, str(value))
-        _out.print(table)
+    _show(result, f"bench ledger ({backend})", as_json)
 
 
 @bench.command("training")
