@@ -36,7 +36,7 @@ lint: install
 
 # Debian's chromium renders the audit report in the browser-marked test
 browser:
-	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 test: lint browser
 	$(VENV)/bin/specledger contracts build --check
