@@ -269,9 +269,13 @@ def simulate_cmd(scenario: Path, out: Path, backend: str, manifest: Path | None)
                 ),
             )
 
-        summary = asyncio.run(
-            Simulation(sc, out, backend=backend, manifest=manifest, progress=show).run()
-        )
+        try:
+            summary = asyncio.run(
+                Simulation(sc, out, backend=backend, manifest=manifest, progress=show).run()
+            )
+        except KeyboardInterrupt:  # before the ledger was up: there is no run to finish
+            _err.print(f"interrupted while setting up: {out} holds no complete run")
+            sys.exit(130)
     _print_json(summary)
     if summary["interrupted"]:
         sys.exit(130)

@@ -660,7 +660,12 @@ class Simulation:
             self.interrupted = True
         finally:
             self._metrics_file.close()
-        return await self._finish(time.perf_counter() - started)
+        wall_s = time.perf_counter() - started
+        while True:  # a Ctrl-C while finishing must not leave the directory half-written
+            try:
+                return await self._finish(wall_s)
+            except (KeyboardInterrupt, asyncio.CancelledError):
+                self.interrupted = True
 
     async def _finish(self, wall_s: float) -> dict[str, Any]:
         history = await self.history()

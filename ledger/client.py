@@ -168,7 +168,10 @@ class LedgerClient:
         delay = 0.05
         for attempt in range(self.retries + 1):
             try:
-                return await asyncio.wait_for(make(), self.timeout_s)
+                # asyncio.timeout, not wait_for: in 3.11 wait_for loses a cancellation
+                # (Ctrl-C) that arrives when the inner call has already finished
+                async with asyncio.timeout(self.timeout_s):
+                    return await make()
             except TRANSIENT_ERRORS as exc:
                 if attempt == self.retries:
                     raise NodeUnavailable(

@@ -304,9 +304,8 @@ class TieredLedger:
         rt = self.regions[region]
         frozen = rt.sequencer.close(weights=weights)
         try:
-            outcome = await asyncio.wait_for(
-                settle_epoch(rt.market, frozen, rt.validators, rt.spec.threshold), timeout_s
-            )
+            async with asyncio.timeout(timeout_s):  # not wait_for: it can lose a Ctrl-C
+                outcome = await settle_epoch(rt.market, frozen, rt.validators, rt.spec.threshold)
         except (LedgerError, TimeoutError, OSError) as exc:
             outcome = EpochOutcome(
                 region, frozen.epoch, settled=False, reason=f"{type(exc).__name__}: {exc}"

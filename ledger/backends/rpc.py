@@ -53,7 +53,8 @@ class RpcBackend(ChainBackend):
         """Open the backend and check that a node answers at ``url``."""
         backend = cls(url, timeout_s=timeout_s)
         try:
-            await asyncio.wait_for(backend.web3.eth.chain_id, timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await backend.web3.eth.chain_id
         except Exception as exc:  # any failure here means: nothing usable answers
             await backend.close()
             raise NodeUnavailable(
