@@ -46,6 +46,7 @@ bench: install
 	$(VENV)/bin/specledger bench ledger --backend embedded --json
 	$(VENV)/bin/specledger bench ledger --backend rpc --json
 	$(VENV)/bin/specledger bench training --json
+	$(VENV)/bin/specledger bench parallel --json
 	$(VENV)/bin/specledger bench market --json
 	$(VENV)/bin/specledger bench audit --json
 

@@ -5,6 +5,8 @@
     specledger testnet down [--dir D]
     specledger bench ledger [--backend embedded|rpc] [--url URL] [--n N] [--json]
     specledger bench training [--json]
+    specledger bench parallel [--world N] [--steps N] [--objective energy|latency|mixed] [--json]
+    specledger plan POOL.toml [--objective energy|latency|mixed] [--json]
     specledger bench market [--agents N ...] [--json]
     specledger simulate SCENARIO --out DIR [--backend embedded|rpc] [--manifest testnet.json]
     specledger audit (RUN_DIR | --manifest testnet.json) [--json] [--at-block N]
@@ -207,6 +209,78 @@ def bench_training_cmd(repeats: int, as_json: bool) -> None:
 
     result = bench_training(repeats)
     _show(result, "bench training", as_json)
+
+
+@bench.command("parallel")
+@click.option("--world", type=click.IntRange(min=2), default=2, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--objective", type=click.Choice(["energy", "latency", "mixed"]), default="energy")
+@click.option("--json", "as_json", is_flag=True)
+@_clear_errors
+def bench_parallel_cmd(world: int, steps: int, objective: str, as_json: bool) -> None:
+    """Planner estimates against real gloo runs of data/sequence/tensor/pipeline parallelism."""
+    from training.parallel.bench import bench_parallel
+
+    result = bench_parallel(world, steps, objective)  # type: ignore[arg-type]
+    _show(result, "bench parallel", as_json)
+
+
+@main.command("plan")
+@click.argument("pool", type=click.Path(path_type=Path))
+@click.option(
+    "--objective",
+    type=click.Choice(["energy", "latency", "mixed"]),
+    default=None,
+    help="Overrides the pool file's objective.",
+)
+@click.option("--json", "as_json", is_flag=True)
+@_clear_errors
+def plan_cmd(pool: Path, objective: str | None, as_json: bool) -> None:
+    """Pick data, sequence, tensor or pipeline parallelism for a pool of edge devices."""
+    from dataclasses import asdict
+
+    from training.parallel.lease import lease_request
+    from training.parallel.planner import plan
+    from training.parallel.pool import load_pool
+
+    pf = load_pool(pool)
+    chosen = plan(pf.shape, pf.devices, objective or pf.objective, energy_weight=pf.energy_weight)  # type: ignore[arg-type]
+    lease = lease_request(
+        chosen,
+        pf.steps,
+        channel_width_hz=pf.channel_width_hz,
+        spectral_efficiency_bps_per_hz=pf.spectral_efficiency_bps_per_hz,
+    )
+    result = {
+        "objective": chosen.objective,
+        "params": pf.shape.params,
+        "chosen": asdict(chosen.chosen),
+        "others": {m: {"why": chosen.reasons[m], **asdict(e)} for m, e in chosen.others.items()},
+        "lease": asdict(lease),
+    }
+    if as_json:
+        _print_json(result)
+        return
+    c = chosen.chosen
+    table = Table("mode", "devices", "step s", "energy J", "GiB/device", "bytes/step")
+    for e in [c, *chosen.others.values()]:
+        table.add_row(
+            e.mode + (" (chosen)" if e is c else ""),
+            str(e.devices),
+            f"{e.step_s:.4g}",
+            f"{e.energy_j:.4g}",
+            f"{e.memory_bytes / 2**30:.2f}",
+            f"{e.bytes_per_step:,}",
+        )
+    _out.print(table)
+    for mode, why in chosen.reasons.items():
+        _out.print(f"{mode}: {why}", highlight=False)
+    _out.print(
+        f"lease {lease.devices} device(s) ({', '.join(c.device_names)}) and "
+        f"{lease.channels_per_device} channel(s) each ({lease.link_bits_per_s / 1e6:,.0f} Mbit/s) "
+        f"for {lease.steps} steps, about {lease.duration_s:,.0f} s and {lease.energy_j:,.0f} J",
+        highlight=False,
+    )
 
 
 # -- simulate ----------------------------------------------------------------------------------

@@ -167,3 +167,49 @@ def test_bench_audit_prints_its_figures():
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["ok"] and data["leases"] >= 60 and data["leases_verified_per_s"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.multiproc
+def test_bench_parallel_prints_every_mode():
+    out = run("bench", "parallel", "--steps", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert set(data["modes"]) == {"data", "sequence", "tensor", "pipeline"}
+    for mode, row in data["modes"].items():
+        assert row["measured_step_s"] > 0, mode  # every mode runs on this machine
+        assert row["estimated_step_s"] > 0 and row["energy_j_per_step"] > 0
+        assert row["measured_bytes_per_step"] == pytest.approx(row["bytes_per_step"], rel=0.1)
+    assert data["chosen"]["objective"] == "energy"
+    assert data["chosen"]["mode"] in data["modes"]
+
+
+def test_plan_prints_the_choice_and_the_lease():
+    example = Path(__file__).parents[1] / "examples" / "edge_pool.toml"
+    result = CliRunner().invoke(main, ["plan", str(example), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["chosen"]["mode"] in ("pipeline", "tensor")
+    assert data["lease"]["devices"] == data["chosen"]["devices"]
+    assert data["others"]["data"]["why"].startswith("does not fit: needs")
+
+
+@pytest.mark.parametrize(
+    "text,line",
+    [
+        ("objective = 1\n[[devices]]\ncount = -1\n", "devices[0].count: expected an integer >= 1"),
+        (
+            "[[devices]]\nflops_per_s = 1e12\nmemory_gib = 0.5\nlink_mbit_per_s = 100\n"
+            "idle_w = 1\nactive_w = 2\n[model]\nlayers = 24\nhidden = 2048\nheads = 16\n",
+            "no plan fits a model of",
+        ),
+    ],
+    ids=["bad-field", "cannot-fit"],
+)
+def test_plan_bad_pool_is_a_clear_error(tmp_path: Path, text: str, line: str):
+    path = tmp_path / "pool.toml"
+    path.write_text(text)
+    out = run("plan", str(path))
+    assert out.returncode == 1
+    assert out.stderr.startswith("error: ") and line in out.stderr
+    assert "Traceback" not in out.stderr
