@@ -28,6 +28,7 @@ from .errors import ConfigError, LedgerError
 from .market import MarketConfig, RegionMarket, RootLedger, quorum_sign
 from .mechanisms import mechanism_by_name
 from .region import EpochOutcome, RegionSequencer, Validator, settle_epoch
+from .region_worker import RegionWorker, WorkerConfig
 from .testnet import load_manifest
 
 __all__ = ["RegionRuntime", "RegionSpec", "TieredLedger", "derive_key"]
@@ -35,6 +36,7 @@ __all__ = ["RegionRuntime", "RegionSpec", "TieredLedger", "derive_key"]
 LEDGER_FILE = "ledger.json"
 ROOT_COMMITTEE = 3
 ROOT_THRESHOLD = 2
+SUBMITTER_GAS_WEI = 10**18  # a region worker's gas money
 
 
 def derive_key(seed: int, label: str) -> bytes:
@@ -119,6 +121,7 @@ class TieredLedger:
         root_backend: ChainBackend,
         root: RootLedger,
         regions: dict[int, RegionRuntime],
+        region_processes: bool = False,
     ) -> None:
         self.directory = directory
         self.backend = backend
@@ -127,6 +130,9 @@ class TieredLedger:
         self.root = root
         self.regions = regions
         self.root_keys = [derive_key(seed, f"root-committee-{i}") for i in range(ROOT_COMMITTEE)]
+        # rpc: each region's committee and settlement run in a process of their own
+        self.region_processes = region_processes
+        self.workers: dict[int, RegionWorker] = {}
 
     # -- bring-up -------------------------------------------------------------------------------
     @staticmethod
@@ -172,8 +178,10 @@ class TieredLedger:
         manifest: Path | None = None,
         seed: int = 0,
         genesis_timestamp: int | None = None,
+        region_processes: bool | None = None,
     ) -> TieredLedger:
-        """Bring up the root and the regions, deploy, register; write ``ledger.json``."""
+        """Bring up the root and the regions, deploy, register; write ``ledger.json``.
+        ``region_processes`` (default: on for rpc) settles each region in its own process."""
         if (directory / LEDGER_FILE).exists():
             raise ConfigError(f"{directory} already holds a ledger: open it, or choose another")
         if len({s.region_id for s in specs}) != len(specs):
@@ -217,7 +225,8 @@ class TieredLedger:
         tmp = directory / (LEDGER_FILE + ".tmp")
         tmp.write_text(json.dumps(record, indent=2) + "\n")
         tmp.replace(directory / LEDGER_FILE)
-        return cls(directory, backend, seed, backends[0], root, regions)
+        processes = backend == "rpc" if region_processes is None else region_processes
+        return cls(directory, backend, seed, backends[0], root, regions, processes)
 
     @staticmethod
     def _committee(spec: RegionSpec, seed: int) -> list[Validator]:
@@ -246,7 +255,7 @@ class TieredLedger:
         )
 
     @classmethod
-    async def open(cls, directory: Path) -> TieredLedger:
+    async def open(cls, directory: Path, region_processes: bool | None = None) -> TieredLedger:
         """Reopen a ledger written by :meth:`create` (chains, contracts, committees)."""
         path = directory / LEDGER_FILE
         try:
@@ -288,9 +297,13 @@ class TieredLedger:
                 validators,
                 chain_id,
             )
-        return cls(directory, record["backend"], seed, backends[0], root, regions)
+        processes = record["backend"] == "rpc" if region_processes is None else region_processes
+        return cls(directory, record["backend"], seed, backends[0], root, regions, processes)
 
     async def close(self) -> None:
+        workers, self.workers = list(self.workers.values()), {}
+        for worker in workers:
+            await asyncio.to_thread(worker.close)
         for runtime in self.regions.values():
             await runtime.backend.close()
         await self.root_backend.close()
@@ -305,7 +318,12 @@ class TieredLedger:
         frozen = rt.sequencer.close(weights=weights)
         try:
             async with asyncio.timeout(timeout_s):  # not wait_for: it can lose a Ctrl-C
-                outcome = await settle_epoch(rt.market, frozen, rt.validators, rt.spec.threshold)
+                if self.region_processes:
+                    outcome = await (await self.worker(region)).settle(frozen)
+                else:
+                    outcome = await settle_epoch(
+                        rt.market, frozen, rt.validators, rt.spec.threshold
+                    )
         except (LedgerError, TimeoutError, OSError) as exc:
             outcome = EpochOutcome(
                 region, frozen.epoch, settled=False, reason=f"{type(exc).__name__}: {exc}"
@@ -314,6 +332,35 @@ class TieredLedger:
             rt.sequencer.apply(outcome)
         rt.outcomes.append(outcome)
         return outcome
+
+    async def worker(self, region: int) -> RegionWorker:
+        """The region's settlement process (rpc), started on first use with a submitter key
+        of its own, funded from the deployer so no nonce is shared with this process."""
+        if region in self.workers:
+            return self.workers[region]
+        rt = self.regions[region]
+        url = getattr(rt.backend, "url", None)
+        if url is None:
+            raise ConfigError("region processes need the rpc backend (a node URL per region)")
+        key = derive_key(self.seed, f"region-{region}-submitter")
+        address = Account.from_key(key).address
+        if await rt.client.balance(address) < SUBMITTER_GAS_WEI // 2:
+            await rt.client.send(address, value=SUBMITTER_GAS_WEI, gas=21_000)
+        worker = RegionWorker(
+            WorkerConfig(
+                url=url,
+                region_id=region,
+                chain_id=rt.chain_id,
+                market_address=rt.market.address,
+                submitter_key=key,
+                validator_keys=tuple(v.key for v in rt.validators),
+                threshold=rt.spec.threshold,
+                timeout_s=rt.client.timeout_s,
+                retries=rt.client.retries,
+            )
+        )
+        self.workers[region] = worker
+        return worker
 
     async def settle_all(
         self, timeout_s: float = 60.0, checkpoint_every: int = 0, skip: frozenset[int] = frozenset()
