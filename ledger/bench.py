@@ -15,8 +15,9 @@ Figures (one JSON object):
   one region (sign, submit, clear, committee, settle; see ledger/bench_settle.py),
   with ``settle_time_per_lease`` saying where the time of one lease goes;
 - ``settle_vs_naive``: ``settle_leases_per_s / naive_tx_per_s``, same backend, same run;
-- ``regions_scaling``: aggregate settled leases per second with 1, 2 and 4 regions on
-  the rpc backend, each region's Python work in its own process with its own anvil.
+- ``regions_scaling``: aggregate settled leases per second with 1, 2 and 4 regions of
+  the live runtime on the rpc backend: a TieredLedger whose regions settle in processes
+  of their own (see ledger/bench_settle.py).
 """
 
 from __future__ import annotations

@@ -6,19 +6,23 @@ hashed, each of the 3 validators re-runs the mechanism and signs, and one
 settlement transaction records all leases. Setting up the participants
 (funding, registering, depositing) is not timed.
 
-``regions_scaling``: N regions, each in its own OS process with its own anvil
-node, start their timed epochs together (a barrier); the figure is all leases
-settled divided by the wall time from the common start to the last finish.
+``regions_scaling``: the live runtime, a :class:`~ledger.tiered.TieredLedger` on
+rpc (``specledger testnet``: a root and N region anvils) whose regions settle
+in processes of their own (:mod:`ledger.region_worker`). Each region runs its
+own epoch cycle (open, orders signed and admitted in this process, settle in
+the region's process), all regions side by side; the figure is all leases
+settled divided by the wall time of the timed epochs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing as mp
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
-from .backends import ChainBackend, dev_keys, open_backend
+from .backends import ChainBackend, dev_keys
 from .client import LedgerClient
 from .market import RegionMarket, Role
 from .region import RegionSequencer, Validator, settle_epoch
@@ -108,50 +112,73 @@ async def measure_protocol(
     }
 
 
-def _worker(url: str, region: int, buyers: int, epochs: int, barrier: Any, out: Any) -> None:
-    async def run() -> tuple[int, float, float]:
-        backend = await open_backend("rpc", url=url)
-        sequencer, validators, traders, seller, threshold = await _setup(backend, buyers, region)
-        head = int((await backend.web3.eth.get_block("latest"))["timestamp"])
-        barrier.wait()
-        started = time.time()
-        result = await _epochs(
-            sequencer, validators, traders, seller, threshold, epochs, head // 60 + 10
-        )
-        finished = time.time()
-        await backend.close()
-        return int(result["leases"]), started, finished
+async def _runtime_scaling(n: int, buyers: int, epochs: int, directory: Path) -> float:
+    from .testnet import stop_node, testnet_up
+    from .tiered import TieredLedger
 
-    out.put(asyncio.run(run()))
+    nodes = testnet_up(n, directory / "testnet")
+    try:
+        specs = [RegionSpec(r, f"r{r}", "second_price", num_channels=CHANNELS) for r in range(n)]
+        ledger = await TieredLedger.create(
+            directory / "run",
+            specs,
+            backend="rpc",
+            manifest=directory / "testnet" / "testnet.json",
+            region_processes=True,
+        )
+        try:
+            parties = {}
+            for r, rt in ledger.regions.items():
+                seller = Trader(derive_key(r, "bench-seller"), rt.market, rt.client)
+                await seller.join(Role.TERRESTRIAL, bond_wei=10**18)
+                traders = []
+                for i in range(buyers):
+                    t = Trader(derive_key(r, f"bench-buyer-{i}"), rt.market, rt.client)
+                    await t.join(Role.COORDINATOR, deposit_wei=10**17)
+                    traders.append(t)
+                parties[r] = (seller, traders)
+                await rt.sequencer.sync()  # index the set-up blocks now, not in an epoch
+            head = int((await ledger.root_backend.web3.eth.get_block("latest"))["timestamp"])
+            first = head // 60 + 10
+
+            async def region(r: int, epochs: range, count: int) -> int:
+                """One region's own epoch cycle; regions run theirs side by side, so this
+                process admits one region's orders while another region's process settles."""
+                rt, (seller, traders) = ledger.regions[r], parties[r]
+                leases = 0
+                for e in epochs:
+                    seq = rt.sequencer
+                    await seq.open(e)
+                    start, end = seq.window(e)
+                    await seq.submit_offer(seller.offer(0, 0, CHANNELS, start, end, 10**9))
+                    for t in traders[:count]:
+                        await seq.submit_bid(t.bid(0, 0, CHANNELS, 1, start, end, 10**14))
+                    outcome = await ledger.settle_region(r, timeout_s=300)
+                    assert outcome.settled, outcome.reason
+                    leases += len(outcome.leases)
+                return leases
+
+            async def all_regions(epochs: range, count: int) -> int:
+                return sum(await asyncio.gather(*(region(r, epochs, count) for r in parties)))
+
+            await all_regions(range(first, first + 1), 5)  # warm-up: starts the processes
+            started = time.perf_counter()
+            leases = await all_regions(range(first + 1, first + 1 + epochs), buyers)
+            return leases / (time.perf_counter() - started)
+        finally:
+            await ledger.close()
+    finally:
+        for node in nodes:
+            stop_node(node)
 
 
 def regions_scaling(
-    counts: tuple[int, ...] = (1, 2, 4), buyers: int = 100, epochs: int = 3
+    counts: tuple[int, ...] = (1, 2, 4), buyers: int = 100, epochs: int = 6
 ) -> dict[str, float]:
-    """Aggregate settled leases per second with 1, 2, 4 regions, one process each (rpc)."""
-    from .testnet import start_node, stop_node
-
-    ctx = mp.get_context("spawn")
-    scaling: dict[str, float] = {}
+    """Aggregate settled leases per second of the live runtime (TieredLedger on rpc, each
+    region settling in its own process) with 1, 2, 4 regions."""
+    out = {}
     for n in counts:
-        nodes = [start_node(f"scale-{i}", 33_000 + i) for i in range(n)]
-        try:
-            barrier, out = ctx.Barrier(n), ctx.Queue()
-            procs = [
-                ctx.Process(target=_worker, args=(node.url, i + 1, buyers, epochs, barrier, out))
-                for i, node in enumerate(nodes)
-            ]
-            for p in procs:
-                p.start()
-            results = [out.get(timeout=600) for _ in procs]
-            for p in procs:
-                p.join()
-                if p.exitcode != 0:
-                    raise RuntimeError(f"a region worker failed (exit {p.exitcode})")
-        finally:
-            for node in nodes:
-                stop_node(node)
-        leases = sum(r[0] for r in results)
-        wall = max(r[2] for r in results) - min(r[1] for r in results)
-        scaling[str(n)] = round(leases / wall, 1)
-    return scaling
+        with tempfile.TemporaryDirectory(prefix="bench-regions-") as tmp:
+            out[str(n)] = round(asyncio.run(_runtime_scaling(n, buyers, epochs, Path(tmp))), 1)
+    return out

@@ -293,19 +293,25 @@ class LedgerClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s
         while True:
-            try:
-                raw = await self._with_retries(
-                    "eth_getTransactionReceipt",
-                    lambda: self.web3.eth.get_transaction_receipt(tx_hash),  # type: ignore[arg-type]
-                )
+            raw: Any = await self._with_retries(
+                "eth_getTransactionReceipt", lambda: self.backend.receipt(tx_hash)
+            )
+            if raw is None:  # this backend has no plain path: web3's, with its formatters
+                try:
+                    raw = await self._with_retries(
+                        "eth_getTransactionReceipt",
+                        lambda: self.web3.eth.get_transaction_receipt(tx_hash),  # type: ignore[arg-type]
+                    )
+                except TransactionNotFound:
+                    raw = {}
+            if raw:
                 break
-            except TransactionNotFound:
-                if loop.time() > deadline:
-                    raise NodeError(
-                        f"transaction {tx_hash} was not mined within {self.timeout_s} s "
-                        f"on {self.backend.describe}"
-                    ) from None
-                await asyncio.sleep(self.poll_s)
+            if loop.time() > deadline:
+                raise NodeError(
+                    f"transaction {tx_hash} was not mined within {self.timeout_s} s "
+                    f"on {self.backend.describe}"
+                )
+            await asyncio.sleep(self.poll_s)
         address = raw.get("contractAddress")
         return Receipt(
             tx_hash=tx_hash,
@@ -474,6 +480,17 @@ class LogIndex:
         added = 0
         while self.next_block <= head:
             number = self.next_block
+            receipts = await self.client._with_retries(
+                "eth_getBlockReceipts",
+                lambda: self.client.backend.block_receipts(number),  # noqa: B023
+            )
+            if receipts is not None:  # one request for the whole block, no formatters
+                for plain in receipts:
+                    new = _decode_logs(plain["logs"], self._decoders)
+                    self.events.extend(new)
+                    added += len(new)
+                self.next_block = number + 1
+                continue
             block = await self.client._with_retries(
                 "eth_getBlockByNumber",
                 lambda: w3.eth.get_block(number),  # noqa: B023 - awaited within the iteration

@@ -69,6 +69,19 @@ class ChainBackend(ABC):
     async def close(self) -> None:
         """Release the connection (and, for embedded, flush to disk)."""
 
+    # -- receipts, fast ---------------------------------------------------------
+    async def receipt(self, tx_hash: str) -> dict[str, Any] | None:
+        """The receipt of ``tx_hash`` as plain Python values (see :func:`plain_receipt`),
+        ``{}`` while it is not mined; None when this backend has no faster way than
+        web3's ``get_transaction_receipt`` (whose result formatters cost about as much
+        as executing a 100-lease settlement)."""
+        return None
+
+    async def block_receipts(self, number: int) -> list[dict[str, Any]] | None:
+        """Every receipt of block ``number`` in one request, as :meth:`receipt` gives
+        them; None when this backend cannot."""
+        return None
+
     # -- time and mining -------------------------------------------------------
     @abstractmethod
     async def set_next_block_timestamp(self, timestamp: int) -> None:
@@ -92,3 +105,34 @@ class ChainBackend(ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def plain_receipt(raw: dict[str, Any]) -> dict[str, Any]:
+    """A JSON-RPC receipt (hex strings) as Python values: ints, bytes, checksum-free
+    addresses; logs with ``address``, ``topics`` (bytes), ``data`` (bytes),
+    ``blockNumber``, ``transactionHash`` (bytes), ``logIndex``."""
+
+    def num(x: Any) -> int:
+        return int(x, 16) if isinstance(x, str) else int(x)
+
+    def raw_bytes(x: str) -> bytes:
+        return bytes.fromhex(x.removeprefix("0x"))
+
+    return {
+        "transactionHash": raw_bytes(raw["transactionHash"]),
+        "blockNumber": num(raw["blockNumber"]),
+        "gasUsed": num(raw["gasUsed"]),
+        "status": num(raw["status"]),
+        "contractAddress": raw.get("contractAddress"),
+        "logs": [
+            {
+                "address": log["address"],
+                "topics": [raw_bytes(t) for t in log["topics"]],
+                "data": raw_bytes(log["data"]),
+                "blockNumber": num(log["blockNumber"]),
+                "transactionHash": raw_bytes(log["transactionHash"]),
+                "logIndex": num(log["logIndex"]),
+            }
+            for log in raw["logs"]
+        ],
+    }

@@ -13,7 +13,7 @@ from typing import Any
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from ..errors import ConfigError, NodeError, NodeUnavailable
-from .base import ChainBackend
+from .base import ChainBackend, plain_receipt
 
 __all__ = ["TRANSIENT_ERRORS", "RpcBackend"]
 
@@ -82,6 +82,21 @@ class RpcBackend(ChainBackend):
         if "error" in response:
             raise NodeError(f"{self.describe} refused {method}: {response['error']}")
         return response.get("result")
+
+    async def _raw(self, method: str, params: list[Any]) -> Any:
+        """One request, transient errors left to the caller's retries."""
+        response = await self._web3.provider.make_request(method, params)  # type: ignore[arg-type]
+        if "error" in response:
+            raise NodeError(f"{self.describe} refused {method}: {response['error']}")
+        return response.get("result")
+
+    async def receipt(self, tx_hash: str) -> dict[str, Any] | None:
+        raw = await self._raw("eth_getTransactionReceipt", [tx_hash])
+        return plain_receipt(raw) if raw else {}
+
+    async def block_receipts(self, number: int) -> list[dict[str, Any]] | None:
+        raw = await self._raw("eth_getBlockReceipts", [hex(number)])
+        return None if raw is None else [plain_receipt(r) for r in raw]
 
     async def set_next_block_timestamp(self, timestamp: int) -> None:
         await self._request("evm_setNextBlockTimestamp", [timestamp])
