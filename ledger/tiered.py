@@ -5,6 +5,10 @@ On ``embedded`` every chain is a persisted file under ``<dir>/chains/``; on
 ``<dir>/ledger.json`` records what was deployed where, so :meth:`TieredLedger.open`
 brings the same ledger back — in this process or another one.
 
+On ``rpc`` each region's committee and settlement transaction run in a process
+of their own (:mod:`ledger.region_worker`); a script driving such a ledger needs
+multiprocessing's ``if __name__ == "__main__":`` guard.
+
 Keys: the deployer/sequencer account is the first funded development account;
 committee keys are derived from the ledger's seed (``derive_key``), so a run
 can be reproduced and audited. They are development keys, never for real funds.

@@ -3,10 +3,12 @@
 The local pool is ``world`` worker processes on this machine, each a device
 with ``cores / world`` threads. Its profile is measured, not assumed: the
 sustained FLOP rate of the reference model's training step in one process with
-that many threads, and the link between two gloo workers (latency of a 4-byte
-round trip, bandwidth of a 4 MiB message). Power cannot be measured here, so
-the profile's watts are nominal (stated in the output); energy is an estimate
-only.
+that many threads, and the link between two gloo workers: the latency of a
+4-byte round trip, and as bandwidth what a 4 MiB all-reduce moves per second
+(gloo reduces on the same cores, so a collective moves bytes several times
+slower than a plain send; the one-way send rate is reported beside it). Power
+cannot be measured here, so the profile's watts are nominal (stated in the
+output); energy is an estimate only.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 import torch
 
-from .execute import MODES, ParallelRunFailed, probe_link, run_parallel, step_batch
+from .execute import MODES, LinkProbe, ParallelRunFailed, probe_link, run_parallel, step_batch
 from .model import Reference
 from .planner import DeviceProfile, Objective, estimate, plan
 from .shapes import TransformerShape
@@ -62,16 +64,18 @@ def measure_flops(shape: TransformerShape, threads: int, repeats: int = 3) -> fl
     return shape.step_flops() / statistics.median(times)
 
 
-def local_pool(shape: TransformerShape, world: int) -> list[DeviceProfile]:
+def local_pool(
+    shape: TransformerShape, world: int, link: LinkProbe | None = None
+) -> list[DeviceProfile]:
     """``world`` identical devices: this machine's cores shared out, measured."""
     threads = max(1, (os.cpu_count() or 1) // world)
-    link = probe_link()
+    link = link or probe_link()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // world
     device = DeviceProfile(
         name="local",
         flops_per_s=measure_flops(shape, threads),
         memory_bytes=memory,
-        link_bytes_per_s=link.bytes_per_s,
+        link_bytes_per_s=link.all_reduce_bytes_per_s,
         link_latency_s=link.latency_s,
         **NOMINAL_W,
     )
@@ -84,7 +88,8 @@ def bench_parallel(
     objective: Objective = "energy",
     shape: TransformerShape = BENCH_SHAPE,
 ) -> dict[str, Any]:
-    pool = local_pool(shape, world)
+    link = probe_link()
+    pool = local_pool(shape, world, link)
     modes: dict[str, Any] = {}
     for mode in MODES:
         est = estimate(mode, shape, pool)
@@ -118,6 +123,7 @@ def bench_parallel(
         "profile": {
             "flops_per_s": round(device.flops_per_s),
             "link_bytes_per_s": round(device.link_bytes_per_s),
+            "link_send_bytes_per_s": round(link.bytes_per_s),
             "link_latency_s": device.link_latency_s,
             "threads_per_device": max(1, (os.cpu_count() or 1) // world),
             "watts": f"nominal {NOMINAL_W} (power is not measured here)",

@@ -407,6 +407,7 @@ class LinkProbe:
 
     latency_s: float  # half the round trip of a 4-byte message
     bytes_per_s: float  # a 4 MiB message, one way
+    all_reduce_bytes_per_s: float  # what one device sends in a 4 MiB all-reduce, per second
 
 
 def probe_link(timeout_s: float = 120.0) -> LinkProbe:
@@ -415,7 +416,7 @@ def probe_link(timeout_s: float = 120.0) -> LinkProbe:
         out = Path(tmp)
         _launch(["--probe"], 2, out, "link probe", "127.0.0.1", None, timeout_s)
         found = json.loads((out / "probe.json").read_text())
-    return LinkProbe(found["latency_s"], found["bytes_per_s"])
+    return LinkProbe(found["latency_s"], found["bytes_per_s"], found["all_reduce_bytes_per_s"])
 
 
 def _probe(out: Path) -> None:
@@ -439,8 +440,16 @@ def _probe(out: Path) -> None:
     latency = statistics.median(round_trips(small, 50) for _ in range(5)) / 2
     round_trips(large, 2)
     one_way = statistics.median(round_trips(large, 5) for _ in range(3)) / 2
+    dist.all_reduce(large)
+    dist.barrier()
+    started = time.perf_counter()
+    for _ in range(5):
+        dist.all_reduce(large)
+    all_reduce_s = (time.perf_counter() - started) / 5
     if rank == 0:
         found = {
+            # a ring all-reduce sends 2(p-1)/p of the tensor from each device: here, all of it
+            "all_reduce_bytes_per_s": large.numel() * 4 / all_reduce_s,
             "latency_s": latency,
             "bytes_per_s": large.numel() * 4 / max(one_way - latency, 1e-9),
         }
