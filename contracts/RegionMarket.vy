@@ -470,7 +470,7 @@ def withdraw_bond():
 
 # -- settlement -------------------------------------------------------------------------
 @internal
-def _activate(epoch: uint256, lease: LeaseIn) -> bytes32:
+def _activate(epoch: uint256, lease: LeaseIn, verified: bytes32) -> (bytes32, bytes32):
     o: Offer = lease.offer
     b: Bid = lease.bid
     assert o.kind == b.kind, "offer and bid are for different resources"
@@ -482,13 +482,19 @@ def _activate(epoch: uint256, lease: LeaseIn) -> bytes32:
     assert lease.price_wei >= o.reserve_wei * b.units, "price below the offer's reserve"
 
     offer_hash: bytes32 = self._offer_hash(o)
-    assert self._recover(self._typed(offer_hash), lease.offer_sig) == o.seller, "offer not signed by its seller"
+    # leases of one offer sit together: the seller's signature and bond are checked once
+    # for each distinct (offer, signature), so every lease still carries a valid signature
+    signed: bytes32 = keccak256(concat(
+        offer_hash, lease.offer_sig.r, lease.offer_sig.s,
+        convert(convert(lease.offer_sig.v, uint256), bytes32)))
+    if signed != verified:
+        assert self._recover(self._typed(offer_hash), lease.offer_sig) == o.seller, "offer not signed by its seller"
+        assert self.bond[o.seller] >= self.min_bond_wei, "seller bond below minimum"
+        assert self.bond_exit_at[o.seller] == 0, "seller is leaving (bond exit pending)"
     assert self._recover(self._typed(self._bid_hash(b)), lease.bid_sig) == b.buyer, "bid not signed by its buyer"
 
     lease_id: bytes32 = keccak256(abi_encode(b.buyer, b.nonce))
     assert self.lease_word[lease_id] == 0, "bid nonce already used"
-    assert self.bond[o.seller] >= self.min_bond_wei, "seller bond below minimum"
-    assert self.bond_exit_at[o.seller] == 0, "seller is leaving (bond exit pending)"
 
     if o.kind == KIND_SPECTRUM:
         assert lease.first >= o.lo and lease.first + b.units <= o.hi, "channels outside the offer"
@@ -530,7 +536,7 @@ def _activate(epoch: uint256, lease: LeaseIn) -> bytes32:
                        buyer=b.buyer, nonce=b.nonce, first=lease.first, units=b.units,
                        start=b.start, end=b.end, price_wei=lease.price_wei,
                        offer_hash=offer_hash)
-    return record
+    return record, signed
 
 
 @external
@@ -543,8 +549,11 @@ def settle(epoch: uint256, orderbook_root: bytes32, leases: DynArray[LeaseIn, MA
     leases_hash: bytes32 = empty(bytes32)
     total: uint256 = 0
     # index the calldata array: `for lease in leases` would copy all MAX_LEASES slots to memory
+    verified: bytes32 = empty(bytes32)
     for i: uint256 in range(len(leases), bound=MAX_LEASES):
-        leases_hash = keccak256(concat(leases_hash, self._activate(epoch, leases[i])))
+        record: bytes32 = empty(bytes32)
+        record, verified = self._activate(epoch, leases[i], verified)
+        leases_hash = keccak256(concat(leases_hash, record))
         total += leases[i].price_wei
     digest: bytes32 = self._typed(keccak256(abi_encode(
         SETTLEMENT_TYPEHASH, self.region_id, epoch, orderbook_root, leases_hash)))

@@ -389,6 +389,24 @@ async def test_compute_offer_is_never_sold_beyond_capacity(m: Market):
     await reverts("compute offer sold beyond capacity", m.settle(2, [b]))
 
 
+async def test_each_lease_of_one_offer_carries_the_sellers_signature(m: Market):
+    """The seller's signature is checked once per distinct (offer, signature) in a
+    settlement; a later lease of the same offer with another signature is checked again."""
+    a = await compute_lease(m, units=1, capacity=4)
+    b = await compute_lease(m, units=1, capacity=4, buyer="buyer2")
+    assert a.offer == b.offer and a.offer_sig == b.offer_sig
+    sig = b.offer_sig
+    for forged in (
+        Sig(55 - sig.v, sig.r, sig.s),  # the same r and s, the other recovery id
+        Sig(sig.v, sig.r, (int.from_bytes(sig.s, "big") - 1).to_bytes(32, "big")),
+    ):
+        await reverts(
+            "offer not signed by its seller", m.settle(1, [a, replace(b, offer_sig=forged)])
+        )
+    await m.settle(1, [a, b])
+    assert await m.market.binding.call("sold_units", a.offer.struct_hash(REGION)) == 2
+
+
 async def test_bid_nonce_is_usable_once(m: Market):
     lease = await spectrum_lease(m)
     await m.settle(1, [lease])
