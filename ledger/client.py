@@ -75,7 +75,10 @@ def revert_reason(exc: BaseException) -> str | None:
     if isinstance(message, bytes):  # eth-tester may hand back raw revert data
         message = message.decode(errors="replace")
     match = _REASON.search(message)
-    reason = (match.group(1) if match else message).strip().strip("'\"")
+    reason = (match.group(1) if match else message).strip()
+    if reason in ("b''", 'b""'):  # a revert without data, printed as Python bytes
+        return ""
+    reason = reason.strip("'\"")
     return "" if reason in ("", "None") else reason
 
 
@@ -282,7 +285,8 @@ class LedgerClient:
         try:
             await self.web3.eth.call(call, receipt.block_number - 1)  # type: ignore[arg-type]
         except Exception as exc:
-            return revert_reason(exc) or str(exc)
+            reason = revert_reason(exc)
+            return str(exc) if reason is None else reason
         return ""
 
     async def wait_for_receipt(self, tx_hash: str) -> Receipt:

@@ -12,7 +12,9 @@ signature for one contract on one chain is worthless on any other.
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from eth_abi import encode
@@ -23,6 +25,7 @@ __all__ = [
     "BID_TYPE",
     "OFFER_TYPE",
     "Sig",
+    "abi_words",
     "domain_separator",
     "recover",
     "sign_digest",
@@ -67,7 +70,7 @@ class Sig:
     s: bytes
 
     def as_tuple(self) -> tuple[int, bytes, bytes]:
-        return astuple(self)  # type: ignore[return-value]
+        return (self.v, self.r, self.s)
 
 
 def _type_hash(type_string: str) -> bytes:
@@ -77,12 +80,39 @@ def _type_hash(type_string: str) -> bytes:
 _TYPEHASHES: dict[str, bytes] = {}
 
 
+_UINT256_END = 1 << 256
+
+
+@functools.lru_cache(maxsize=65536)
+def _address_word(value: str) -> bytes:
+    return encode(["address"], [value])  # validates it (hex, checksum) as eth_abi does
+
+
+def abi_words(abi_types: Sequence[str], values: Sequence[Any]) -> bytes:
+    """``eth_abi.encode`` for static one-word types, several times faster on the hot path.
+
+    uint256 ints, bytes32 bytes and address strings (validated once each, then cached)
+    are packed directly; anything else, including every value eth_abi would refuse,
+    goes to eth_abi itself, so the bytes and the errors are the same."""
+    out = []
+    for t, v in zip(abi_types, values, strict=True):
+        if t == "uint256" and type(v) is int and 0 <= v < _UINT256_END:
+            out.append(v.to_bytes(32, "big"))
+        elif t == "bytes32" and type(v) is bytes and len(v) == 32:
+            out.append(v)
+        elif t == "address" and type(v) is str:
+            out.append(_address_word(v))
+        else:
+            out.append(encode([t], [v]))
+    return b"".join(out)
+
+
 def struct_hash(type_string: str, abi_types: list[str], values: list[Any]) -> bytes:
     """keccak256(abi_encode(TYPEHASH, *values)) — the hashStruct of EIP-712 for flat structs."""
     th = _TYPEHASHES.get(type_string)
     if th is None:
         th = _TYPEHASHES[type_string] = _type_hash(type_string)
-    return keccak(encode(["bytes32", *abi_types], [th, *values]))
+    return keccak(th + abi_words(abi_types, values))
 
 
 def domain_separator(name: str, chain_id: int, contract: str) -> bytes:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any
 
 from eth_abi import encode
@@ -27,6 +28,7 @@ from .eip712 import (
     SETTLEMENT_TYPE,
     VOTE_TYPE,
     Sig,
+    abi_words,
     domain_separator,
     sign_digest,
     struct_hash,
@@ -113,7 +115,16 @@ class Offer:
         )
 
     def as_abi(self) -> tuple[Any, ...]:
-        return astuple(self)
+        """The contract's Offer: the seller's address as a uint256 word (see RegionMarket)."""
+        return (int(self.seller, 16), *_values(self)[1:])
+
+    @classmethod
+    def from_abi(cls, raw: Sequence[Any]) -> Offer:
+        return cls(_address(raw[0]), *raw[1:])
+
+
+def _address(word: int) -> str:
+    return to_checksum_address(word.to_bytes(20, "big"))
 
 
 @dataclass(frozen=True)
@@ -149,10 +160,15 @@ class Bid:
         )
 
     def lease_id(self) -> bytes:
-        return keccak(encode(["address", "uint256"], [self.buyer, self.nonce]))
+        return keccak(abi_words(("address", "uint256"), (self.buyer, self.nonce)))
 
     def as_abi(self) -> tuple[Any, ...]:
-        return astuple(self)
+        """The contract's Bid: the buyer's address as a uint256 word (see RegionMarket)."""
+        return (int(self.buyer, 16), *_values(self)[1:])
+
+    @classmethod
+    def from_abi(cls, raw: Sequence[Any]) -> Bid:
+        return cls(_address(raw[0]), *raw[1:])
 
 
 @dataclass(frozen=True)
@@ -174,14 +190,14 @@ class LeaseRecord:
     _TYPES = ("uint256", "uint256", "address", "address", *["uint256"] * 6, "bytes32")
 
     def record_hash(self) -> bytes:
-        return keccak(encode(list(self._TYPES), list(astuple(self))))
+        return keccak(abi_words(self._TYPES, _values(self)))
 
     @property
     def lease_id(self) -> bytes:
-        return keccak(encode(["address", "uint256"], [self.buyer, self.nonce]))
+        return keccak(abi_words(("address", "uint256"), (self.buyer, self.nonce)))
 
     def as_abi(self) -> tuple[Any, ...]:
-        return astuple(self)
+        return _values(self)
 
     @classmethod
     def from_event(cls, args: dict[str, Any]) -> LeaseRecord:
@@ -235,6 +251,17 @@ class LeaseIn:
             self.first,
             self.price_wei,
         )
+
+
+_GETTERS: dict[type, Any] = {}
+
+
+def _values(obj: Any) -> tuple[Any, ...]:
+    """A flat dataclass's field values in order (``astuple`` deep-copies every value)."""
+    getter = _GETTERS.get(type(obj))
+    if getter is None:
+        getter = _GETTERS[type(obj)] = attrgetter(*(f.name for f in fields(obj)))
+    return getter(obj)  # type: ignore[no-any-return]
 
 
 def chain_leases_hash(records: Sequence[LeaseRecord]) -> bytes:

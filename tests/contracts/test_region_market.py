@@ -407,6 +407,29 @@ async def test_each_lease_of_one_offer_carries_the_sellers_signature(m: Market):
     assert await m.market.binding.call("sold_units", a.offer.struct_hash(REGION)) == 2
 
 
+async def test_settle_refuses_words_that_are_not_addresses_or_recovery_ids(m: Market):
+    """The settlement's structs carry addresses and v as uint256 words (one calldata copy
+    per lease); a word above 2**160 is no address and is refused before anything moves,
+    as is a v other than 27 or 28."""
+    lease = await spectrum_lease(m)
+    sigs = m.committee_sigs(1, [lease])
+    offer, offer_sig, bid, bid_sig, first, price = lease.as_abi()
+    high = 1 << 160
+    bad_seller = ((offer[0] + high, *offer[1:]), offer_sig, bid, bid_sig, first, price)
+    bad_buyer = (offer, offer_sig, (bid[0] + high, *bid[1:]), bid_sig, first, price)
+    bad_v = (offer, offer_sig, bid, (bid_sig[0] + 256, *bid_sig[1:]), first, price)
+    free_before = await m.market.binding.call("free", m.addr("buyer"))
+    for raw, reason in ((bad_seller, ""), (bad_buyer, ""), (bad_v, "invalid signature")):
+        with pytest.raises(TransactionReverted) as err:
+            await m.market.binding.transact(
+                "settle", 1, b"\1" * 32, [raw], [s.as_tuple() for s in sigs], gas=2_000_000
+            )
+        assert err.value.reason == reason
+    assert await m.market.binding.call("free", m.addr("buyer")) == free_before
+    assert await m.market.binding.call("last_epoch") == 0
+    await m.settle(1, [lease])  # the same lease, well formed, settles
+
+
 async def test_bid_nonce_is_usable_once(m: Market):
     lease = await spectrum_lease(m)
     await m.settle(1, [lease])
