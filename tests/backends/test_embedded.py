@@ -108,3 +108,64 @@ async def test_timestamp_in_the_past_is_refused(tmp_path: Path):
     chain = EmbeddedBackend(None, genesis_timestamp=2_000_000_000)
     with pytest.raises(ConfigError, match="not after"):
         await chain.set_next_block_timestamp(1_000)
+
+
+async def test_plain_receipts_match_eth_testers_serializer():
+    """The direct receipt path gives what eth-tester's serializer gives: a deployment,
+    and a block of several transactions (gas used per transaction, log positions)."""
+    from eth_tester.backends.pyevm.serializers import serialize_transaction_receipt
+
+    chain = await open_backend("embedded", directory=None, chain_id=778)
+    client = LedgerClient(chain, dev_keys()[0])
+    probe = await client.deploy("Probe", 0)
+    tester = chain.tester
+    backend = tester.backend
+    nonce = tester.get_nonce(client.address)
+    for by in (1, 2, 3):  # three transactions in one block, below eth-tester
+        raw = client.sign(
+            {
+                "nonce": nonce + by - 1,
+                "to": probe.address,
+                "value": 0,
+                "gas": GAS,
+                "gasPrice": 10**10,
+                "chainId": 778,
+                "data": probe.encode("increment", by),
+            }
+        )
+        backend.chain.apply_transaction(
+            backend.chain.get_vm().get_transaction_builder().decode(raw)
+        )
+    tester.mine_blocks(1)
+    head = backend.chain.get_canonical_head().block_number
+    blocks = [backend.chain.get_canonical_block_by_number(n) for n in range(1, head + 1)]
+    assert [len(b.transactions) for b in blocks][-1] == 3
+    for block in blocks:
+        receipts = block.get_receipts(backend.chain.chaindb)
+        expected = []
+        for i, tx in enumerate(block.transactions):
+            r = serialize_transaction_receipt(block, receipts, tx, i, False, None)
+            address = r["contract_address"]
+            expected.append(
+                {
+                    "transactionHash": r["transaction_hash"],
+                    "blockNumber": r["block_number"],
+                    "gasUsed": r["gas_used"],
+                    "status": r["status"],
+                    "contractAddress": "0x" + address.hex() if address else None,
+                    "logs": [
+                        {
+                            "address": "0x" + log["address"].hex(),
+                            "topics": log["topics"],
+                            "data": log["data"],
+                            "blockNumber": log["block_number"],
+                            "transactionHash": log["transaction_hash"],
+                            "logIndex": log["log_index"],
+                        }
+                        for log in r["logs"]
+                    ],
+                }
+            )
+        assert backend.plain_receipts(block) == expected
+    assert any(r["contractAddress"] for b in blocks for r in backend.plain_receipts(b))
+    await chain.close()
