@@ -15,6 +15,11 @@ Figures (one JSON object):
   one region (sign, submit, clear, committee, settle; see ledger/bench_settle.py),
   with ``settle_time_per_lease`` saying where the time of one lease goes;
 - ``settle_vs_naive``: ``settle_leases_per_s / naive_tx_per_s``, same backend, same run;
+- ``floor_leases_per_s`` and ``floor_vs_naive``: how fast this chain records leases at
+  all. ``contracts/SettleFloor.vy`` does per lease only what recording any signed lease
+  needs (one ecrecover, a fresh word marking the nonce used, an escrow debit, an event),
+  100 a transaction, with no signing, sequencer, mechanism or committee timed: a ceiling
+  for ``settle_leases_per_s`` on the same backend;
 - ``regions_scaling``: aggregate settled leases per second with 1, 2 and 4 regions of
   the live runtime on the rpc backend: a TieredLedger whose regions settle in processes
   of their own (see ledger/bench_settle.py).
@@ -27,6 +32,8 @@ import tempfile
 import time
 from contextlib import ExitStack
 from typing import Any
+
+from eth_utils import keccak
 
 from .backends import ChainBackend, dev_keys, open_backend
 from .bench_settle import measure_protocol, regions_scaling
@@ -90,6 +97,33 @@ async def _settlement_gas(backend: ChainBackend, leases: int = 100) -> dict[str,
     receipt = await market.settle(1, root, batch, sigs)
     elapsed = time.perf_counter() - started
     return {"gas_per_lease": round(receipt.gas_used / leases), "settle_100_s": round(elapsed, 3)}
+
+
+async def _settle_floor(backend: ChainBackend, leases: int = 100, rounds: int = 3) -> float:
+    """Leases per second that ``SettleFloor`` records, ``leases`` per transaction: one
+    ecrecover, two fresh storage words and an event a lease, and nothing else. Signing
+    the items is not timed; sending, executing and waiting for the receipt is."""
+    from eth_account import Account
+
+    from .eip712 import sign_digest
+
+    client = LedgerClient(backend, dev_keys()[0])
+    floor = await client.deploy("SettleFloor")
+    keys = [(0xF100 << 32 | i).to_bytes(32, "big") for i in range(leases)]
+    buyers = [Account.from_key(k).address for k in keys]
+    await floor.transact("fund", buyers, 10**18, gas=60_000 + 30_000 * leases)
+    elapsed = 0.0
+    for r in range(rounds + 1):  # the first round warms the caches up
+        items = []
+        for buyer, key in zip(buyers, keys, strict=True):
+            digest = keccak(r.to_bytes(32, "big") + key)
+            sig = sign_digest(key, digest)
+            items.append((digest, sig.v, sig.r, sig.s, int(buyer, 16), r, 10**12))
+        started = time.perf_counter()
+        await floor.transact("settle", items, gas=100_000 + 60_000 * leases)
+        if r:
+            elapsed += time.perf_counter() - started
+    return rounds * leases / elapsed
 
 
 async def _measure(backend: ChainBackend, n: int) -> dict[str, Any]:
@@ -158,9 +192,11 @@ async def bench_ledger(
         try:
             result.update(await _measure(chain, n))
             result.update(await measure_protocol(chain, settle_buyers))
+            result["floor_leases_per_s"] = round(await _settle_floor(chain), 1)
         finally:
             await chain.close()
     result["settle_vs_naive"] = round(result["settle_leases_per_s"] / result["naive_tx_per_s"], 2)
+    result["floor_vs_naive"] = round(result["floor_leases_per_s"] / result["naive_tx_per_s"], 2)
     if scaling:
         loop = asyncio.get_running_loop()
         result["regions_scaling"] = await loop.run_in_executor(

@@ -122,6 +122,8 @@ def test_bench_ledger_prints_one_json_object(backend: str):
         "settle_leases_per_s",
         "settle_vs_naive",
         "gas_per_lease",
+        "floor_leases_per_s",
+        "floor_vs_naive",
     ):
         assert data[key] > 0
     assert set(data["settle_time_per_lease"]) == {"sign_ms", "admit_ms", "attest_and_settle_ms"}
