@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -56,6 +57,9 @@ except ImportError:  # pragma: no cover - eth-tester is a dependency
     _TesterFailed = ()  # type: ignore[assignment,misc]
 
 _REASON = re.compile(r"execution reverted:?\s*(.*)", re.S)
+
+# a checksum costs a keccak; the same few hundred addresses recur in every epoch's events
+checksum_address = functools.lru_cache(maxsize=1 << 16)(to_checksum_address)
 _NONCE_RETRIES = 3
 
 
@@ -367,6 +371,14 @@ class ContractBinding:
     def encode(self, fn: str, *args: Any) -> bytes:
         """The calldata of ``fn(*args)``, encoded with eth_abi (about 30x faster than
         web3's encoder on large settlements); tuples for structs, lists for arrays."""
+        selector, types = self._spec(fn)
+        return selector + abi_encode(types, list(args))
+
+    def selector(self, fn: str) -> bytes:
+        """The 4-byte selector of ``fn``."""
+        return self._spec(fn)[0]
+
+    def _spec(self, fn: str) -> tuple[bytes, list[str]]:
         spec = self._encoders.get(fn)
         if spec is None:
             abi = next(
@@ -382,8 +394,7 @@ class ContractBinding:
             types = list(get_abi_input_types(cast(Any, abi)))
             selector = function_signature_to_4byte_selector(f"{fn}({','.join(types)})")
             spec = self._encoders[fn] = (selector, types)
-        selector, types = spec
-        return selector + abi_encode(types, list(args))
+        return spec
 
     async def call(self, fn: str, *args: Any, block: int | str = "latest") -> Any:
         """Run a view function (or simulate any function) without a transaction."""
@@ -402,14 +413,18 @@ class ContractBinding:
     async def transact(
         self, fn: str, *args: Any, value: int = 0, gas: int | None = None
     ) -> Receipt:
-        """Send ``fn(*args)`` as a transaction and wait for it; events are decoded."""
-        self._function(fn, args)  # name check before anything is signed
+        """Send ``fn(*args)`` as a transaction and wait for it; events are decoded.
+
+        An unknown function or arguments that do not fit its ABI raise while encoding,
+        before anything is signed."""
+        return await self.send_calldata(self.encode(fn, *args), value=value, gas=gas)
+
+    async def send_calldata(
+        self, data: bytes, *, value: int = 0, gas: int | None = None
+    ) -> Receipt:
+        """Send already-encoded calldata to this contract; events are decoded."""
         return await self.client.send(
-            self.address,
-            self.encode(fn, *args),
-            value=value,
-            gas=gas,
-            decoders={self.address: self},
+            self.address, data, value=value, gas=gas, decoders={self.address: self}
         )
 
     def decode_log(self, log: Any) -> Event | None:
@@ -436,9 +451,9 @@ class ContractBinding:
         for item in abi["inputs"]:
             value = values[item["name"]]
             if item["type"] == "address":
-                value = to_checksum_address(value)
+                value = checksum_address(value)
             elif item["type"] == "address[]":
-                value = [to_checksum_address(a) for a in value]
+                value = [checksum_address(a) for a in value]
             args[item["name"]] = value
         return Event(
             name=abi["name"],
@@ -453,7 +468,7 @@ class ContractBinding:
 def _decode_logs(logs: list[Any], decoders: dict[str, ContractBinding]) -> list[Event]:
     events = []
     for log in logs:
-        binding = decoders.get(to_checksum_address(log["address"]))
+        binding = decoders.get(checksum_address(log["address"]))
         if binding is not None and (event := binding.decode_log(log)) is not None:
             events.append(event)
     return events

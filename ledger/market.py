@@ -17,7 +17,7 @@ from eth_abi import encode
 from eth_account import Account
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 
-from .client import ContractBinding, LedgerClient, Receipt
+from .client import ContractBinding, LedgerClient, Receipt, checksum_address
 from .eip712 import (
     BID_TYPE,
     CHECKPOINT_TYPE,
@@ -124,7 +124,7 @@ class Offer:
 
 
 def _address(word: int) -> str:
-    return to_checksum_address(word.to_bytes(20, "big"))
+    return checksum_address(word.to_bytes(20, "big"))
 
 
 @dataclass(frozen=True)
@@ -204,8 +204,8 @@ class LeaseRecord:
         return cls(
             epoch=args["epoch"],
             kind=args["kind"],
-            seller=to_checksum_address(args["seller"]),
-            buyer=to_checksum_address(args["buyer"]),
+            seller=checksum_address(args["seller"]),
+            buyer=checksum_address(args["buyer"]),
             nonce=args["nonce"],
             first=args["first"],
             units=args["units"],
@@ -252,6 +252,11 @@ class LeaseIn:
             self.price_wei,
         )
 
+
+_SIG_TYPES = ("uint256", "bytes32", "bytes32")
+# LeaseIn as the contract takes it: Offer (8 words), Sig, Bid (9 words), Sig, first, price
+_LEASE_TYPES = (*["uint256"] * 8, *_SIG_TYPES, *["uint256"] * 9, *_SIG_TYPES, "uint256", "uint256")
+_LEASE_WORDS = len(_LEASE_TYPES)
 
 _GETTERS: dict[type, Any] = {}
 
@@ -414,14 +419,40 @@ class RegionMarket:
     ) -> Receipt:
         if gas is None:
             gas = 400_000 + 80_000 * len(leases)
-        return await self.binding.transact(
-            "settle",
-            epoch,
-            orderbook_root,
-            [lease.as_abi() for lease in leases],
-            [s.as_tuple() for s in sigs],
-            gas=gas,
+        data = self.settle_calldata(epoch, orderbook_root, leases, sigs)
+        return await self.binding.send_calldata(data, gas=gas)
+
+    def settle_calldata(
+        self, epoch: int, orderbook_root: bytes, leases: Sequence[LeaseIn], sigs: Sequence[Sig]
+    ) -> bytes:
+        """``settle``'s calldata, packed word by word: every field of its structs is one
+        32-byte word, so each array is its length and then its elements' words in order
+        (a test checks it against eth_abi, which took 0.1 ms a lease)."""
+        head = abi_words(
+            ("uint256", "bytes32", "uint256", "uint256"),
+            (epoch, orderbook_root, 4 * 32, 5 * 32 + len(leases) * _LEASE_WORDS * 32),
         )
+        parts = [self.binding.selector("settle"), head, len(leases).to_bytes(32, "big")]
+        for lease in leases:
+            o, b = lease.offer, lease.bid
+            parts.append(
+                abi_words(
+                    _LEASE_TYPES,
+                    (
+                        int(o.seller, 16),
+                        *_values(o)[1:],
+                        *lease.offer_sig.as_tuple(),
+                        int(b.buyer, 16),
+                        *_values(b)[1:],
+                        *lease.bid_sig.as_tuple(),
+                        lease.first,
+                        lease.price_wei,
+                    ),
+                )
+            )
+        parts.append(len(sigs).to_bytes(32, "big"))
+        parts.extend(abi_words(_SIG_TYPES, s.as_tuple()) for s in sigs)
+        return b"".join(parts)
 
     async def lifecycle(self, action: str, record: LeaseRecord) -> Receipt:
         """``heartbeat``, ``complete``, ``relinquish``, ``report_default`` or ``expire``."""

@@ -84,6 +84,21 @@ async def test_off_chain_digests_match_the_contract(m: Market):
     )
 
 
+async def test_settle_calldata_is_the_abi_encoding(m: Market):
+    """The word-by-word settle calldata equals eth_abi's encoding of the contract's ABI."""
+    leases = [
+        await spectrum_lease(m),
+        await spectrum_lease(m, units=2, first=3, buyer="buyer2", seller="seller2"),
+        await compute_lease(m),
+    ]
+    for batch in ([], leases[:1], leases):
+        sigs = m.committee_sigs(4, batch)
+        expected = m.market.binding.encode(
+            "settle", 4, b"\7" * 32, [x.as_abi() for x in batch], [x.as_tuple() for x in sigs]
+        )
+        assert m.market.settle_calldata(4, b"\7" * 32, batch, sigs) == expected
+
+
 def test_bid_digest_matches_eth_account_typed_data():
     """Our hand-rolled EIP-712 hashing equals eth-account's generic encoder."""
     from eth_account.messages import encode_typed_data
