@@ -7,7 +7,8 @@ Figures (one JSON object):
 - ``call_per_s``: ``eth_call`` of a view function, one after another;
 - ``sign_per_s``: transactions signed locally per second (no chain involved);
 - ``signing_backend``: which ECC implementation eth-keys uses (coincurve or the
-  pure-Python fallback);
+  pure-Python fallback); ``keccak_backend``: which keccak eth-hash uses (safe-pysha3's
+  or pycryptodome's);
 - ``gas_per_lease``: gas of one ``RegionMarket.settle`` of 100 leases (100 distinct
   buyers, each with its own signed bid, 2-of-3 committee), divided by 100;
   ``settle_100_s`` is that transaction's wall time;
@@ -168,6 +169,13 @@ def _signing_backend() -> str:
     return type(get_backend()).__name__
 
 
+def _keccak_backend() -> str:
+    from eth_hash.auto import keccak as eth_hash_keccak
+
+    eth_hash_keccak(b"")  # the backend is chosen at the first hash
+    return type(getattr(eth_hash_keccak.hasher, "__self__", None)).__name__
+
+
 async def bench_ledger(
     backend: str = "embedded",
     n: int = 200,
@@ -176,7 +184,12 @@ async def bench_ledger(
     scaling: bool = True,
 ) -> dict[str, Any]:
     """Measure ``backend``; for rpc without ``url``, on a throwaway anvil of our own."""
-    result: dict[str, Any] = {"backend": backend, "n": n, "signing_backend": _signing_backend()}
+    result: dict[str, Any] = {
+        "backend": backend,
+        "n": n,
+        "signing_backend": _signing_backend(),
+        "keccak_backend": _keccak_backend(),
+    }
     with ExitStack() as stack:
         if backend == "embedded":
             directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-"))

@@ -16,9 +16,8 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -35,6 +34,7 @@ from eth_utils import (
 from web3 import AsyncWeb3
 from web3.exceptions import ContractLogicError, TransactionNotFound
 
+from .addresses import checksum_address
 from .artifacts import Artifact, load_artifact
 from .backends.base import ChainBackend
 from .backends.rpc import TRANSIENT_ERRORS
@@ -58,8 +58,6 @@ except ImportError:  # pragma: no cover - eth-tester is a dependency
 
 _REASON = re.compile(r"execution reverted:?\s*(.*)", re.S)
 
-# a checksum costs a keccak; the same few hundred addresses recur in every epoch's events
-checksum_address = functools.lru_cache(maxsize=1 << 16)(to_checksum_address)
 _NONCE_RETRIES = 3
 
 
@@ -356,8 +354,13 @@ class ContractBinding:
         self.address = to_checksum_address(address)
         self.contract = client.web3.eth.contract(address=self.address, abi=artifact.abi)
         self._encoders: dict[str, tuple[bytes, list[str]]] = {}
-        self._events = {
-            event_abi_to_log_topic(cast(Any, abi)): abi
+        # topic -> (abi, its data fields, its indexed fields), fields as (name, type)
+        self._event_specs = {
+            event_abi_to_log_topic(cast(Any, abi)): (
+                abi,
+                tuple((i["name"], i["type"]) for i in abi["inputs"] if not i["indexed"]),
+                tuple((i["name"], i["type"]) for i in abi["inputs"] if i["indexed"]),
+            )
             for abi in artifact.abi
             if abi["type"] == "event"
         }
@@ -430,31 +433,37 @@ class ContractBinding:
     def decode_log(self, log: Any) -> Event | None:
         """Decode one raw log of this contract; None when it is not one of its events.
 
-        eth_abi straight from the event's ABI (web3's ``process_log`` took about half a
-        millisecond a log, as long as executing the settlement that emitted it)."""
+        Events whose fields are all one-word values (uint256, bytes32, address, bool)
+        are read word by word; others with eth_abi straight from the event's ABI.
+        (web3's ``process_log`` took about half a millisecond a log, as long as
+        executing the settlement that emitted it; eth_abi about 0.1 ms for a lease's
+        eleven fields.) A test checks both against web3's decoding."""
         topics = log["topics"]
-        if not topics or bytes(topics[0]) not in self._events:
+        if not topics:
             return None
-        abi = self._events[bytes(topics[0])]
-        indexed = [i for i in abi["inputs"] if i["indexed"]]
-        plain = [i for i in abi["inputs"] if not i["indexed"]]
-        values = dict(
-            zip(
-                (i["name"] for i in plain),
-                abi_decode([i["type"] for i in plain], bytes(log["data"])),
-                strict=True,
-            )
-        )
-        for item, topic in zip(indexed, topics[1:], strict=True):
-            values[item["name"]] = abi_decode([item["type"]], bytes(topic))[0]
+        spec = self._event_specs.get(bytes(topics[0]))
+        if spec is None:
+            return None
+        abi, plain, indexed = spec
+        data = bytes(log["data"])
+        try:
+            values = _words(plain, data) + _words(indexed, b"".join(map(bytes, topics[1:])))
+        except _NotWords:
+            values = [
+                *abi_decode([t for _, t in plain], data),
+                *(
+                    abi_decode([t], bytes(topic))[0]
+                    for (_, t), topic in zip(indexed, topics[1:], strict=True)
+                ),
+            ]
         args = {}
-        for item in abi["inputs"]:
-            value = values[item["name"]]
-            if item["type"] == "address":
+        for (name, kind), value in zip((*plain, *indexed), values, strict=True):
+            if kind == "address":
                 value = checksum_address(value)
-            elif item["type"] == "address[]":
+            elif kind == "address[]":
                 value = [checksum_address(a) for a in value]
-            args[item["name"]] = value
+            args[name] = value
+        args = {i["name"]: args[i["name"]] for i in abi["inputs"]}  # the ABI's order
         return Event(
             name=abi["name"],
             address=self.address,
@@ -463,6 +472,34 @@ class ContractBinding:
             tx_hash="0x" + bytes(log["transactionHash"]).hex(),
             log_index=int(log["logIndex"]),
         )
+
+
+class _NotWords(Exception):
+    """An event field that is not a plain one-word value: decode with eth_abi."""
+
+
+_ZERO12 = b"\0" * 12
+_FALSE, _TRUE = b"\0" * 32, b"\0" * 31 + b"\1"
+
+
+def _words(fields: Sequence[tuple[str, str]], data: bytes) -> list[Any]:
+    """One-word ABI values as eth_abi decodes them (addresses as lowercase hex)."""
+    if len(data) != 32 * len(fields):
+        raise _NotWords
+    out: list[Any] = []
+    for i, (_, kind) in enumerate(fields):
+        word = data[32 * i : 32 * i + 32]
+        if kind == "uint256":
+            out.append(int.from_bytes(word, "big"))
+        elif kind == "bytes32":
+            out.append(word)
+        elif kind == "address" and word[:12] == _ZERO12:
+            out.append("0x" + word[12:].hex())
+        elif kind == "bool" and word in (_FALSE, _TRUE):
+            out.append(word == _TRUE)
+        else:
+            raise _NotWords
+    return out
 
 
 def _decode_logs(logs: list[Any], decoders: dict[str, ContractBinding]) -> list[Event]:

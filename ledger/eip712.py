@@ -17,9 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import coincurve
 from eth_abi import encode
 from eth_keys import keys
 from eth_utils import keccak, to_canonical_address
+
+from .addresses import address_of_public_key
 
 __all__ = [
     "BID_TYPE",
@@ -58,7 +61,8 @@ CHECKPOINT_TYPE = (
     "Checkpoint(uint256 region,uint256 blockNumber,bytes32 blockHash,bytes32 leaseRoot)"
 )
 
-HALF_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 // 2
+_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141  # secp256k1's order
+HALF_N = _N // 2
 
 
 @dataclass(frozen=True)
@@ -136,13 +140,32 @@ def typed_digest(domain: bytes, struct: bytes) -> bytes:
 
 
 def sign_digest(private_key: bytes, digest: bytes) -> Sig:
-    """Sign a 32-byte digest; low-s form, v in {27, 28} as ecrecover expects."""
-    sig = keys.PrivateKey(private_key).sign_msg_hash(digest)
-    assert sig.s <= HALF_N  # eth-keys always returns the canonical low-s form
-    return Sig(v=sig.v + 27, r=sig.r.to_bytes(32, "big"), s=sig.s.to_bytes(32, "big"))
+    """Sign a 32-byte digest; low-s form, v in {27, 28} as ecrecover expects.
+
+    libsecp256k1 through coincurve directly: the same signature eth-keys gives (RFC 6979,
+    low s; a test checks it), without its key and signature objects."""
+    raw = coincurve.PrivateKey(private_key).sign_recoverable(digest, hasher=None)
+    assert int.from_bytes(raw[32:64], "big") <= HALF_N  # libsecp256k1 signs with low s
+    return Sig(v=raw[64] + 27, r=raw[:32], s=raw[32:64])
 
 
 def recover(digest: bytes, sig: Sig) -> str:
-    """The checksummed address that produced ``sig`` over ``digest``."""
-    vrs = (sig.v - 27, int.from_bytes(sig.r, "big"), int.from_bytes(sig.s, "big"))
+    """The checksummed address that produced ``sig`` over ``digest``.
+
+    A well-formed signature is recovered with coincurve directly; anything else goes
+    through eth-keys, which refuses it as it always has."""
+    v = sig.v - 27
+    if (
+        v in (0, 1)
+        and type(sig.r) is bytes
+        and type(sig.s) is bytes
+        and len(sig.r) == len(sig.s) == len(digest) == 32
+        and 0 < int.from_bytes(sig.r, "big") < _N
+        and 0 < int.from_bytes(sig.s, "big") < _N
+    ):
+        public = coincurve.PublicKey.from_signature_and_message(
+            sig.r + sig.s + bytes((v,)), digest, hasher=None
+        )
+        return address_of_public_key(public.format(compressed=False))
+    vrs = (v, int.from_bytes(sig.r, "big"), int.from_bytes(sig.s, "big"))
     return keys.Signature(vrs=vrs).recover_public_key_from_msg_hash(digest).to_checksum_address()

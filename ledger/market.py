@@ -17,7 +17,8 @@ from eth_abi import encode
 from eth_account import Account
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 
-from .client import ContractBinding, LedgerClient, Receipt, checksum_address
+from .addresses import checksum_address
+from .client import ContractBinding, LedgerClient, Receipt
 from .eip712 import (
     BID_TYPE,
     CHECKPOINT_TYPE,

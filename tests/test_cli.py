@@ -131,6 +131,7 @@ def test_bench_ledger_prints_one_json_object(backend: str):
         assert set(data["regions_scaling"]) == {"1", "2", "4"}
         assert all(v > 0 for v in data["regions_scaling"].values())
     assert data["signing_backend"] == "CoinCurveECCBackend"
+    assert data["keccak_backend"] == "PySha3Backend"
 
 
 def test_demo_writes_a_reopenable_run(tmp_path: Path):

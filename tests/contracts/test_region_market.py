@@ -99,6 +99,27 @@ async def test_settle_calldata_is_the_abi_encoding(m: Market):
         assert m.market.settle_calldata(4, b"\7" * 32, batch, sigs) == expected
 
 
+async def test_logs_decode_as_web3_decodes_them(m: Market):
+    """decode_log (word by word, or eth_abi for address[]) gives web3's process_log args
+    for every event the market emitted: joins, a settlement, a committee rotation."""
+    await m.settle(1, [await spectrum_lease(m), await compute_lease(m)])
+    members = sorted((m.addr(n) for n in ("seller2", "buyer2")), key=str.lower)
+    digest = m.market.rotation_digest(members, 1, 0)
+    sigs = [s.as_tuple() for s in quorum_sign(digest, m.committee[:2])]
+    await m.market.binding.transact("rotate_committee", members, 1, sigs, gas=500_000)
+    binding = m.market.binding
+    logs = await binding.client.web3.eth.get_logs({"address": binding.address, "fromBlock": 0})
+    names = set()
+    for log in logs:
+        ours = binding.decode_log(log)
+        assert ours is not None
+        theirs = getattr(binding.contract.events, ours.name)().process_log(log)
+        assert ours.args == dict(theirs["args"])
+        assert list(ours.args) == list(theirs["args"])
+        names.add(ours.name)
+    assert {"Registered", "LeaseActivated", "Settled", "CommitteeRotated"} <= names
+
+
 def test_bid_digest_matches_eth_account_typed_data():
     """Our hand-rolled EIP-712 hashing equals eth-account's generic encoder."""
     from eth_account.messages import encode_typed_data
