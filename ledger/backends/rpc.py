@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from ..errors import ConfigError, NodeError, NodeUnavailable
@@ -23,12 +24,42 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
     OSError,
 )
-try:  # aiohttp is what web3's async HTTP provider uses underneath
-    import aiohttp
+# aiohttp is what web3's async HTTP provider uses underneath (a web3 dependency)
+TRANSIENT_ERRORS = (*TRANSIENT_ERRORS, aiohttp.ClientConnectionError)
 
-    TRANSIENT_ERRORS = (*TRANSIENT_ERRORS, aiohttp.ClientConnectionError)
-except ImportError:  # pragma: no cover - aiohttp is a web3 dependency
-    pass
+
+class _KeepAliveProvider(AsyncHTTPProvider):
+    """web3's async HTTP provider, keeping its TCP connections open between requests.
+
+    web3 caches one aiohttp session per event loop and endpoint, but builds it with
+    ``force_close=True``: every request opened a new connection (measured on anvil:
+    0.59 ms a request, against 0.13 ms over a kept-alive one). Before the first request
+    in each event loop this caches a session of ours with a pooling connector, and web3
+    then uses it (and closes it on ``disconnect``). A connection the node has dropped
+    fails with aiohttp's connection errors, which the client retries as transient."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._keepalive_loops: set[int] = set()
+
+    async def _keep_alive(self) -> None:
+        loop = id(asyncio.get_running_loop())
+        if loop not in self._keepalive_loops:
+            self._keepalive_loops.add(loop)
+            session = aiohttp.ClientSession(
+                raise_for_status=True,
+                connector=aiohttp.TCPConnector(enable_cleanup_closed=True),
+            )
+            if await self.cache_async_session(session) is not session:
+                await session.close()  # web3 had one for this loop already: keep that
+
+    async def make_request(self, method: Any, params: Any) -> Any:
+        await self._keep_alive()
+        return await super().make_request(method, params)
+
+    async def make_batch_request(self, requests: Any) -> Any:
+        await self._keep_alive()
+        return await super().make_batch_request(requests)
 
 
 class RpcBackend(ChainBackend):
@@ -43,7 +74,7 @@ class RpcBackend(ChainBackend):
         self.url = url
         self.timeout_s = timeout_s
         # cache_allowed_requests: web3 8 otherwise asks eth_chainId before every call
-        provider = AsyncHTTPProvider(
+        provider = _KeepAliveProvider(
             url, cache_allowed_requests=True, request_kwargs={"timeout": timeout_s}
         )
         self._web3 = AsyncWeb3(provider)

@@ -43,3 +43,17 @@ async def test_bad_url_and_unknown_backend_are_refused():
         await open_backend("rpc", url="127.0.0.1:8545")
     with pytest.raises(ConfigError, match="unknown backend 'geth'"):
         await open_backend("geth")
+
+
+async def test_requests_reuse_one_connection(anvil_node: AnvilNode, monkeypatch):
+    """web3's own session closes the connection after every request; ours keeps it."""
+    import socket
+
+    chain = await open_backend("rpc", url=anvil_node.url)
+    connects = []
+    real = socket.socket.connect
+    monkeypatch.setattr(socket.socket, "connect", lambda s, a: connects.append(a) or real(s, a))
+    for _ in range(20):
+        await chain.web3.eth.block_number
+    assert len(connects) <= 1
+    await chain.close()
