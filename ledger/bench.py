@@ -21,6 +21,7 @@ Figures (one JSON object):
   needs (one ecrecover, a fresh word marking the nonce used, an escrow debit, an event),
   100 a transaction, with no signing, sequencer, mechanism or committee timed: a ceiling
   for ``settle_leases_per_s`` on the same backend;
+- ``cpu_count``: this machine's cores, which the regions share;
 - ``regions_scaling``: aggregate settled leases per second with 1, 2 and 4 regions of
   the live runtime on the rpc backend: a TieredLedger whose regions settle in processes
   of their own (see ledger/bench_settle.py).
@@ -29,6 +30,7 @@ Figures (one JSON object):
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import time
 from contextlib import ExitStack
@@ -189,6 +191,7 @@ async def bench_ledger(
         "n": n,
         "signing_backend": _signing_backend(),
         "keccak_backend": _keccak_backend(),
+        "cpu_count": os.cpu_count(),  # regions_scaling flattens past the cores
     }
     with ExitStack() as stack:
         if backend == "embedded":

@@ -132,6 +132,7 @@ def test_bench_ledger_prints_one_json_object(backend: str):
         assert all(v > 0 for v in data["regions_scaling"].values())
     assert data["signing_backend"] == "CoinCurveECCBackend"
     assert data["keccak_backend"] == "PySha3Backend"
+    assert data["cpu_count"] >= 1
 
 
 def test_demo_writes_a_reopenable_run(tmp_path: Path):
