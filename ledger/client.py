@@ -29,6 +29,7 @@ from eth_utils import (
     event_abi_to_log_topic,
     function_signature_to_4byte_selector,
     get_abi_input_types,
+    keccak,
     to_checksum_address,
 )
 from web3 import AsyncWeb3
@@ -64,6 +65,12 @@ _NONCE_RETRIES = 3
 def _is_nonce_error(exc: BaseException) -> bool:
     """A node refused a transaction for its nonce (eth-tester and anvil word it differently)."""
     return "nonce" in str(exc).lower()
+
+
+def _is_known_error(exc: BaseException) -> bool:
+    """A node already has this very transaction (sent before, by a retried request)."""
+    text = str(exc).lower()
+    return "already known" in text or "already imported" in text
 
 
 def revert_reason(exc: BaseException) -> str | None:
@@ -241,17 +248,23 @@ class LedgerClient:
         if gas is None:
             gas = await self._estimate({**tx, "from": self.address})
         tx["gas"] = gas
+        plain: dict[str, Any] | None = None
         async with self.nonces.lock:
             for attempt in range(_NONCE_RETRIES + 1):
                 tx["nonce"] = await self.nonces.take()
                 raw = self.sign(tx)
+                tx_hash = "0x" + keccak(raw).hex()
                 try:
-                    tx_hash = await self._with_retries(
-                        "eth_sendRawTransaction",
-                        lambda: self.web3.eth.send_raw_transaction(raw),  # noqa: B023
-                    )
+                    plain = await self._send_and_wait(raw)
+                    if plain is None:
+                        await self._with_retries(
+                            "eth_sendRawTransaction",
+                            lambda: self.web3.eth.send_raw_transaction(raw),  # noqa: B023
+                        )
                     break
                 except BaseException as exc:
+                    if _is_known_error(exc):  # the node has it already: wait for it below
+                        break
                     self.nonces.forget()
                     reason = revert_reason(exc)
                     if reason is not None:
@@ -260,12 +273,27 @@ class LedgerClient:
                     if _is_nonce_error(exc) and attempt < _NONCE_RETRIES:
                         continue
                     raise
-        receipt, logs = await self._fetch_receipt(tx_hash.to_0x_hex())
+        if plain is not None:
+            receipt, logs = _receipt(tx_hash, plain)
+        else:
+            receipt, logs = await self._fetch_receipt(tx_hash)
         if receipt.status == 0:
             raise TransactionReverted(await self._reason_of(tx, receipt), receipt.tx_hash)
         if decoders:
             receipt.events.extend(_decode_logs(logs, decoders))
         return receipt
+
+    async def _send_and_wait(self, raw: bytes) -> dict[str, Any] | None:
+        """The receipt, where the backend sends and waits in one request; None where it
+        cannot or the node refused (the ordinary send then raises the node's reason)."""
+        try:
+            return await self._with_retries(
+                "eth_sendRawTransactionSync", lambda: self.backend.send_and_wait(raw)
+            )
+        except NodeUnavailable:
+            raise
+        except NodeError:
+            return None
 
     async def _estimate(self, tx: dict[str, Any]) -> int:
         try:
@@ -318,14 +346,7 @@ class LedgerClient:
                     f"on {self.backend.describe}"
                 )
             await asyncio.sleep(self.poll_s)
-        address = raw.get("contractAddress")
-        return Receipt(
-            tx_hash=tx_hash,
-            block_number=int(raw["blockNumber"]),
-            gas_used=int(raw["gasUsed"]),
-            status=int(raw["status"]),
-            contract_address=to_checksum_address(address) if address else None,
-        ), list(raw["logs"])
+        return _receipt(tx_hash, raw)
 
     # -- contracts -------------------------------------------------------------------
     async def deploy(
@@ -509,6 +530,18 @@ def _decode_logs(logs: list[Any], decoders: dict[str, ContractBinding]) -> list[
         if binding is not None and (event := binding.decode_log(log)) is not None:
             events.append(event)
     return events
+
+
+def _receipt(tx_hash: str, raw: Any) -> tuple[Receipt, list[Any]]:
+    """A receipt (plain, or web3's) as a :class:`Receipt` and its raw logs."""
+    address = raw.get("contractAddress")
+    return Receipt(
+        tx_hash=tx_hash,
+        block_number=int(raw["blockNumber"]),
+        gas_used=int(raw["gasUsed"]),
+        status=int(raw["status"]),
+        contract_address=to_checksum_address(address) if address else None,
+    ), list(raw["logs"])
 
 
 class LogIndex:

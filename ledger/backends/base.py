@@ -77,6 +77,13 @@ class ChainBackend(ABC):
         as executing a 100-lease settlement)."""
         return None
 
+    async def send_and_wait(self, raw: bytes) -> dict[str, Any] | None:
+        """Send a signed transaction and return its receipt (as :meth:`receipt` gives it)
+        in one request, where the node can; None where it cannot, and then nothing was
+        sent. Raises :class:`~ledger.errors.NodeError` when the node refuses it (the
+        caller sends it again the ordinary way to learn why)."""
+        return None
+
     async def block_receipts(self, number: int) -> list[dict[str, Any]] | None:
         """Every receipt of block ``number`` in one request, as :meth:`receipt` gives
         them; None when this backend cannot."""

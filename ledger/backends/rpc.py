@@ -78,6 +78,7 @@ class RpcBackend(ChainBackend):
             url, cache_allowed_requests=True, request_kwargs={"timeout": timeout_s}
         )
         self._web3 = AsyncWeb3(provider)
+        self._sync_send = True  # until the node says it has no eth_sendRawTransactionSync
 
     @classmethod
     async def connect(cls, url: str, *, timeout_s: float = 10.0) -> RpcBackend:
@@ -124,6 +125,24 @@ class RpcBackend(ChainBackend):
     async def receipt(self, tx_hash: str) -> dict[str, Any] | None:
         raw = await self._raw("eth_getTransactionReceipt", [tx_hash])
         return plain_receipt(raw) if raw else {}
+
+    async def send_and_wait(self, raw: bytes) -> dict[str, Any] | None:
+        """``eth_sendRawTransactionSync`` (EIP-7966; anvil has it): the receipt comes back
+        with the send, instead of a send and then polling for the receipt. A node without
+        the method is asked once, then never again."""
+        if not self._sync_send:
+            return None
+        response = await self._web3.provider.make_request(
+            "eth_sendRawTransactionSync",  # type: ignore[arg-type]
+            ["0x" + raw.hex()],
+        )
+        error = response.get("error")
+        if error is None:
+            return plain_receipt(response["result"])
+        if error.get("code") == -32601 or "not supported" in str(error.get("message")):
+            self._sync_send = False  # the method is unknown here: nothing was sent
+            return None
+        raise NodeError(f"{self.describe} refused eth_sendRawTransactionSync: {error}")
 
     async def block_receipts(self, number: int) -> list[dict[str, Any]] | None:
         raw = await self._raw("eth_getBlockReceipts", [hex(number)])

@@ -57,3 +57,69 @@ async def test_requests_reuse_one_connection(anvil_node: AnvilNode, monkeypatch)
         await chain.web3.eth.block_number
     assert len(connects) <= 1
     await chain.close()
+
+
+async def test_a_send_returns_its_receipt_in_one_request(anvil_node: AnvilNode, monkeypatch):
+    """anvil has eth_sendRawTransactionSync (EIP-7966): no receipt polling."""
+    chain = await open_backend("rpc", url=anvil_node.url)
+    client = LedgerClient(chain, dev_keys()[0])
+    probe = await client.deploy("Probe", 0)
+    methods = []
+    provider = chain.web3.provider
+    real = provider.make_request
+
+    async def record(method, params):
+        methods.append(method)
+        return await real(method, params)
+
+    monkeypatch.setattr(provider, "make_request", record)
+    receipt = await probe.transact("increment", 2, gas=100_000)
+    assert receipt.event("Incremented").args["value"] == 2
+    assert "eth_sendRawTransactionSync" in methods
+    assert "eth_getTransactionReceipt" not in methods
+    await chain.close()
+
+
+async def test_a_node_without_the_one_request_send_is_asked_once(
+    anvil_node: AnvilNode, monkeypatch
+):
+    chain = await open_backend("rpc", url=anvil_node.url)
+    client = LedgerClient(chain, dev_keys()[0])
+    probe = await client.deploy("Probe", 0)
+    methods = []
+    provider = chain.web3.provider
+    real = provider.make_request
+
+    async def without_sync(method, params):
+        methods.append(method)
+        if method == "eth_sendRawTransactionSync":
+            return {"jsonrpc": "2.0", "id": 1, "error": {"code": -32601, "message": "not found"}}
+        return await real(method, params)
+
+    monkeypatch.setattr(provider, "make_request", without_sync)
+    for by in (1, 2):
+        await probe.transact("increment", by, gas=100_000)
+    assert await probe.call("value") == 3
+    assert methods.count("eth_sendRawTransactionSync") == 1  # then the ordinary send
+    assert methods.count("eth_getTransactionReceipt") == 2
+    assert chain._sync_send is False
+    await chain.close()
+
+
+async def test_a_refused_one_request_send_reports_the_nodes_reason(anvil_node: AnvilNode):
+    """A transaction the node refuses (here: it costs more than the sender has) raises
+    the node's reason, as the ordinary send does; nothing is left pending."""
+    from eth_account import Account
+
+    chain = await open_backend("rpc", url=anvil_node.url)
+    poor = LedgerClient(chain, Account.create().key)
+    with pytest.raises(Exception, match="(?i)insufficient funds"):
+        await poor.send(dev_keys_address(), value=1, gas=21_000)
+    assert await chain.web3.eth.get_transaction_count(poor.address) == 0
+    await chain.close()
+
+
+def dev_keys_address() -> str:
+    from eth_account import Account
+
+    return Account.from_key(dev_keys()[0]).address
