@@ -67,6 +67,19 @@ def _is_nonce_error(exc: BaseException) -> bool:
     return "nonce" in str(exc).lower()
 
 
+_LOST: tuple[type[BaseException], ...] = (asyncio.CancelledError, *TRANSIENT_ERRORS)
+
+
+async def _noting_lost(request: Awaitable[T], lost: list[BaseException]) -> T:
+    """Await a send; a transient failure or a timeout is noted in ``lost`` (the node may
+    have taken the transaction even though its answer never came), then raised."""
+    try:
+        return await request
+    except _LOST as exc:
+        lost.append(exc)
+        raise
+
+
 def _is_known_error(exc: BaseException) -> bool:
     """A node already has this very transaction (sent before, by a retried request)."""
     text = str(exc).lower()
@@ -254,12 +267,16 @@ class LedgerClient:
                 tx["nonce"] = await self.nonces.take()
                 raw = self.sign(tx)
                 tx_hash = "0x" + keccak(raw).hex()
+                answers_lost: list[BaseException] = []  # requests that may have reached it
                 try:
-                    plain = await self._send_and_wait(raw)
+                    plain = await self._send_and_wait(raw, answers_lost)
                     if plain is None:
                         await self._with_retries(
                             "eth_sendRawTransaction",
-                            lambda: self.web3.eth.send_raw_transaction(raw),  # noqa: B023
+                            lambda: _noting_lost(
+                                self.web3.eth.send_raw_transaction(raw),  # noqa: B023
+                                answers_lost,  # noqa: B023
+                            ),
                         )
                     break
                 except BaseException as exc:
@@ -269,9 +286,14 @@ class LedgerClient:
                     reason = revert_reason(exc)
                     if reason is not None:
                         raise TransactionReverted(reason) from exc
-                    # someone else (another client with this key) used the nonce: re-read it
-                    if _is_nonce_error(exc) and attempt < _NONCE_RETRIES:
-                        continue
+                    if _is_nonce_error(exc):
+                        # a retried request whose first answer was lost: our own
+                        # transaction took the nonce, and must not be sent twice
+                        if answers_lost and await self._landed(tx_hash):
+                            break
+                        # someone else (another client with this key) used it: re-read it
+                        if attempt < _NONCE_RETRIES:
+                            continue
                     raise
         if plain is not None:
             receipt, logs = _receipt(tx_hash, plain)
@@ -283,12 +305,30 @@ class LedgerClient:
             receipt.events.extend(_decode_logs(logs, decoders))
         return receipt
 
-    async def _send_and_wait(self, raw: bytes) -> dict[str, Any] | None:
+    async def _landed(self, tx_hash: str) -> bool:
+        """Whether the node has mined ``tx_hash``."""
+        raw: Any = await self._with_retries(
+            "eth_getTransactionReceipt", lambda: self.backend.receipt(tx_hash)
+        )
+        if raw is None:
+            try:
+                raw = await self._with_retries(
+                    "eth_getTransactionReceipt",
+                    lambda: self.web3.eth.get_transaction_receipt(tx_hash),  # type: ignore[arg-type]
+                )
+            except TransactionNotFound:
+                return False
+        return bool(raw)
+
+    async def _send_and_wait(
+        self, raw: bytes, answers_lost: list[BaseException]
+    ) -> dict[str, Any] | None:
         """The receipt, where the backend sends and waits in one request; None where it
         cannot or the node refused (the ordinary send then raises the node's reason)."""
         try:
             return await self._with_retries(
-                "eth_sendRawTransactionSync", lambda: self.backend.send_and_wait(raw)
+                "eth_sendRawTransactionSync",
+                lambda: _noting_lost(self.backend.send_and_wait(raw), answers_lost),
             )
         except NodeUnavailable:
             raise

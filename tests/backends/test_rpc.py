@@ -123,3 +123,30 @@ def dev_keys_address() -> str:
     from eth_account import Account
 
     return Account.from_key(dev_keys()[0]).address
+
+
+async def test_a_send_whose_answer_was_lost_is_not_sent_twice(anvil_node: AnvilNode, monkeypatch):
+    """The node mines the transaction but the answer never arrives; the retried request
+    finds the nonce used by that very transaction and waits for it instead of re-signing."""
+    import aiohttp
+
+    chain = await open_backend("rpc", url=anvil_node.url)
+    client = LedgerClient(chain, dev_keys()[0])
+    probe = await client.deploy("Probe", 0)
+    real = chain.send_and_wait
+    lost = []
+
+    async def answer_lost_once(raw: bytes):
+        result = await real(raw)
+        if not lost:
+            lost.append(raw)
+            raise aiohttp.ClientConnectionError("connection reset after the node took it")
+        return result
+
+    monkeypatch.setattr(chain, "send_and_wait", answer_lost_once)
+    nonce = await chain.web3.eth.get_transaction_count(client.address)
+    receipt = await probe.transact("increment", 5, gas=100_000)
+    assert lost and receipt.event("Incremented").args["value"] == 5
+    assert await probe.call("value") == 5
+    assert await chain.web3.eth.get_transaction_count(client.address) == nonce + 1
+    await chain.close()
