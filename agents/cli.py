@@ -75,6 +75,9 @@ def _show(result: dict[str, Any], title: str, as_json: bool) -> None:
 @click.version_option(package_name="specledger")
 def main() -> None:
     """specledger: a sharded EVM marketplace for spectrum and compute leases."""
+    from ledger.chain import use_fast_keccak
+
+    use_fast_keccak()  # the entry point chooses eth-hash's keccak (safe-pysha3, ~4x faster)
 
 
 # -- contracts -------------------------------------------------------------------------
@@ -88,7 +91,7 @@ def contracts() -> None:
 @_clear_errors
 def contracts_build(check: bool) -> None:
     """Compile contracts/*.vy into contracts/build/<Name>.json."""
-    from ledger.artifacts import build_all, check_all
+    from ledger.chain.artifacts import build_all, check_all
 
     if check:
         problems = check_all()
@@ -132,7 +135,7 @@ def testnet() -> None:
 @_clear_errors
 def testnet_up_cmd(regions: int, directory: Path, port: int | None, as_json: bool) -> None:
     """Start the root chain and N region chains as anvil processes."""
-    from ledger.testnet import testnet_up
+    from ledger.chain.testnet import testnet_up
 
     nodes = testnet_up(regions, directory, base_port=port)
     if as_json:
@@ -157,7 +160,7 @@ def testnet_up_cmd(regions: int, directory: Path, port: int | None, as_json: boo
 @_clear_errors
 def testnet_down_cmd(directory: Path) -> None:
     """Stop exactly the processes recorded in DIR/testnet.json."""
-    from ledger.testnet import testnet_down
+    from ledger.chain.testnet import testnet_down
 
     stopped = testnet_down(directory)
     click.echo(f"stopped {len(stopped)} node(s): {', '.join(stopped) or '-'}")
@@ -322,6 +325,13 @@ def simulate_cmd(scenario: Path, out: Path, backend: str, manifest: Path | None)
             "(start one with `specledger testnet up`)"
         )
         sys.exit(1)
+    from ledger.chain import ChainFactory, EmbeddedChains, RpcChains
+
+    chains: ChainFactory = (
+        RpcChains(manifest)
+        if backend == "rpc" and manifest is not None
+        else EmbeddedChains(out / "chains", genesis_timestamp=sc.genesis_timestamp)
+    )
     columns = (
         TextColumn("[bold]epoch"),
         MofNCompleteColumn(),
@@ -344,9 +354,7 @@ def simulate_cmd(scenario: Path, out: Path, backend: str, manifest: Path | None)
             )
 
         try:
-            summary = asyncio.run(
-                Simulation(sc, out, backend=backend, manifest=manifest, progress=show).run()
-            )
+            summary = asyncio.run(Simulation(sc, out, chains=chains, progress=show).run())
         except KeyboardInterrupt:  # before the ledger was up: there is no run to finish
             _err.print(f"interrupted while setting up: {out} holds no complete run")
             sys.exit(130)
@@ -418,8 +426,7 @@ def audit_cmd(
     report: Path | None,
 ) -> None:
     """Rebuild and verify every lease from the chains; exit 0 only when all checks hold."""
-    from ledger.audit import export_leases, run_audit
-    from ledger.report import render_report
+    from ledger.audit import export_leases, render_report, run_audit
 
     if (run_dir is None) == (manifest is None):
         raise click.UsageError("give a RUN_DIR or --manifest testnet.json (one of them)")

@@ -13,8 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ledger.backends import dev_keys, open_backend
-from ledger.client import LedgerClient, LogIndex
+from ledger.chain import LedgerClient, LogIndex, dev_keys, open_backend
 from ledger.errors import ChainDataError, ConfigError
 
 GENESIS_TS = 1_767_225_600  # 2026-01-01T00:00:00Z: block times are ours, not the wall clock's

@@ -1,7 +1,8 @@
-"""The participants of a run, by role.
+"""The sellers of a run, by role; each does its part of an epoch in :meth:`Agent.offers`.
 
 Each agent has its own key, a seeded random generator, and a :class:`Trader`
-on every region it works in. Sellers sign offers; the coordinator bids.
+on every region it works in. Sellers sign offers; the training job's buyer is
+:class:`agents.coordinator.Coordinator`.
 
 - :class:`SatelliteOperator`: its orbit gives it passes over the regions in turn;
   each pass yields one band offer for the pass's whole time window, signed once
@@ -11,7 +12,6 @@ on every region it works in. Sellers sign offers; the coordinator bids.
 - :class:`EdgeServer`: compute for the frozen encoder (compute class ``SERVER``).
 - :class:`EdgeDevice`: idle compute (class ``DEVICE``), a local data partition and a
   channel; the coordinator buys its compute and uplink spectrum for it.
-- :class:`Coordinator`: the training job's buyer; see ``agents/run.py``.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ledger.market import Kind, Role
-from ledger.region import SignedOffer
-from ledger.trader import Trader
+from ledger.records import Kind, LeaseRecord, Role, SignedOffer
+from ledger.region import Trader
 
 __all__ = [
     "DEVICE",
@@ -49,6 +48,14 @@ class Agent:
     rng: np.random.Generator
     crash_epoch: int | None = None
     traders: dict[int, Trader] = field(default_factory=dict)
+
+    #: what a seller of this role posts as its bond when it joins a region
+    bond_wei: int = 10**17
+
+    async def join(self, region: int, trader: Trader, gas_money_wei: int) -> None:
+        """Register on ``region`` through ``trader`` and post the role's bond."""
+        await trader.join(self.role, gas_money_wei=gas_money_wei, bond_wei=self.bond_wei)
+        self.traders[region] = trader
 
     def alive(self, epoch: int) -> bool:
         return self.crash_epoch is None or epoch < self.crash_epoch
@@ -124,8 +131,17 @@ class EdgeDevice(Agent):
     index: int = 0  # its data partition in the trainer
     reserve_wei: int = 10**12
     resting_until: int = -1  # a device that dropped out rests an epoch, then comes back
+    bond_wei: int = 10**16  # a device risks less than an operator
 
     def offers(self, epoch: int, region: int, window: tuple[int, int]) -> list[SignedOffer]:
         if epoch <= self.resting_until:
             return []
         return [self.traders[region].offer(Kind.COMPUTE, DEVICE, 1, *window, self.reserve_wei)]
+
+    async def heartbeat(self, region: int, lease: LeaseRecord) -> None:
+        """Prove it is working on ``lease`` (a device that dropped out sends none)."""
+        await self.traders[region].market.lifecycle("heartbeat", lease)
+
+    def rest(self, until_epoch: int) -> None:
+        """Dropped out: offer nothing until after ``until_epoch``, then come back."""
+        self.resting_until = until_epoch

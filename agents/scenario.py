@@ -12,28 +12,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ledger.mechanisms import MECHANISMS
+from ledger.config import RegionConfig
+from ledger.errors import ConfigError
+from ledger.mechanisms import mechanism_names
 
 from .errors import ScenarioError
 
-__all__ = ["Failures", "JobSpec", "Participants", "RegionScenario", "Scenario", "load_scenario"]
+__all__ = ["Failures", "JobSpec", "Participants", "Scenario", "load_scenario"]
+
+MIN_BOND_WEI = 10**15  # a seller's bond must cover at least this
 
 STRATEGIES = ("truthful", "shaded", "adaptive")
 TASKS = ("sensor", "channel")
 MODELS = ("small", "minilm")
-
-
-@dataclass(frozen=True)
-class RegionScenario:
-    id: int
-    name: str
-    mechanism: str
-    channels: int
-    channel_width_hz: int
-    spectrum_low_hz: int
-    protected_channels: tuple[int, ...]
-    committee: int
-    threshold: int
 
 
 @dataclass(frozen=True)
@@ -98,7 +89,7 @@ class Scenario:
     epoch_length_s: int
     genesis_timestamp: int
     checkpoint_every: int
-    regions: tuple[RegionScenario, ...]
+    regions: tuple[RegionConfig, ...]  # what the ledger deploys, as it deploys it
     participants: Participants
     coordinator_strategy: str
     shade: float
@@ -189,7 +180,8 @@ def load_scenario(path: Path | str) -> Scenario:
     regions_raw = data.get("regions")
     if not isinstance(regions_raw, list) or not regions_raw:
         raise top.fail("regions", "a non-empty array of [[regions]] tables", regions_raw)
-    mechanisms = tuple(m.name for m in MECHANISMS.values())
+    mechanisms = mechanism_names()
+    length = top.int("epoch_length_s", 3600, 60)
     regions = []
     for i, raw in enumerate(regions_raw):
         if not isinstance(raw, dict):
@@ -204,21 +196,30 @@ def load_scenario(path: Path | str) -> Scenario:
             raise r.fail(
                 "protected_channels", f"a list of channels in 0..{channels - 1}", protected
             )
-        regions.append(
-            RegionScenario(
-                id=r.int("id", None, 0),
-                name=r.str("name", f"region-{i}"),
-                mechanism=r.choice("mechanism", mechanisms, "proportional_fair"),
-                channels=channels,
-                channel_width_hz=r.int("channel_width_hz", 10_000_000, 1),
-                spectrum_low_hz=r.int("spectrum_low_hz", 3_550_000_000, 0),
-                protected_channels=tuple(protected),
-                committee=committee,
-                threshold=r.int("threshold", min(2, committee), 1, committee),
+        try:
+            regions.append(
+                RegionConfig(
+                    region_id=r.int("id", None, 0),
+                    name=r.str("name", f"region-{i}"),
+                    mechanism=r.choice("mechanism", mechanisms, "proportional_fair"),
+                    committee_size=committee,
+                    threshold=r.int("threshold", min(2, committee), 1, committee),
+                    num_channels=channels,
+                    channel_width_hz=r.int("channel_width_hz", 10_000_000, 1),
+                    spectrum_low_hz=r.int("spectrum_low_hz", 3_550_000_000, 0),
+                    protected_channels=tuple(protected),
+                    epoch_length_s=length,
+                    # a working device proves itself twice an epoch; an ended lease
+                    # can be claimed for one more epoch before it expires
+                    heartbeat_interval_s=length // 2,
+                    claim_window_s=length,
+                    min_bond_wei=MIN_BOND_WEI,
+                )
             )
-        )
-    if len({r.id for r in regions}) != len(regions):
-        raise top.fail("regions", "distinct region ids", [r.id for r in regions])
+        except ConfigError as exc:  # every field was checked above; say it as ours anyway
+            raise ScenarioError(f"{path.name}: regions[{i}]: {exc}") from exc
+    if len({r.region_id for r in regions}) != len(regions):
+        raise top.fail("regions", "distinct region ids", [r.region_id for r in regions])
     p = top.sub("participants")
     participants = Participants(
         satellite_operators=p.int("satellite_operators", 0, 0),
@@ -247,7 +248,7 @@ def load_scenario(path: Path | str) -> Scenario:
         outage = Outage(
             o.int("region", None), o.int("from_epoch", None, 0), o.int("to_epoch", None, 0)
         )
-        if outage.region not in {r.id for r in regions}:
+        if outage.region not in {r.region_id for r in regions}:
             raise o.fail("region", "the id of a region above", outage.region)
     crashes_raw = f.table.get("agent_crashes", [])
     if not isinstance(crashes_raw, list):
@@ -265,7 +266,7 @@ def load_scenario(path: Path | str) -> Scenario:
         path=path,
         seed=top.int("seed", 0, 0),
         epochs=epochs,
-        epoch_length_s=top.int("epoch_length_s", 3600, 60),
+        epoch_length_s=length,
         genesis_timestamp=top.int("genesis_timestamp", 1_893_456_000, 0),
         checkpoint_every=top.int("checkpoint_every", 0, 0),
         regions=tuple(regions),

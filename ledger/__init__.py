@@ -1,24 +1,25 @@
-"""The sharded, tiered EVM ledger: backends, client, contract artifacts, testnets.
+"""The sharded, tiered EVM ledger of spectrum and compute leases.
 
-Never imports torch: training lives in ``training/`` and meets the ledger
-only in ``agents/``.
+Rooms (each a sub-package or module with one purpose):
+
+- ``records``       pure Offer / Bid / LeaseRecord and their states (no web3)
+- ``config``        one region's configuration, from scenario to chain
+- ``eip712``        typed-data digests and signatures, as the contracts compute them
+- ``mechanisms/``   pure allocation rules, one module each (no web3)
+- ``chain/``        backends, the client, contract bindings, logs, artifacts, testnets
+- ``bindings/``     the RegionMarket and RootLedger contracts, typed
+- ``region/``       a region at work: sequencer, committee, worker process, trader
+- ``tiered``        the root chain plus every region, brought up and settled together
+- ``crossregion``   leases that span regions: all or none
+- ``audit/``        rebuild and check everything from the chains alone
+- ``bench/``        ``specledger bench ledger``
+
+Never imports torch: training lives in ``training/`` and meets the ledger only in
+``agents/``. Importing this package loads no chain library; the rooms do.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
-# eth-hash picks its keccak backend at the first hash and tries pycryptodome first;
-# safe-pysha3 (a dependency, module ``sha3``) hashes about 4x faster, which speeds up
-# py-evm, signing and log decoding alike (bench ledger: +6-9%). ETH_HASH_BACKEND set
-# by the user wins; spawned region processes inherit the choice.
-if "ETH_HASH_BACKEND" not in os.environ and importlib.util.find_spec("sha3") is not None:
-    os.environ["ETH_HASH_BACKEND"] = "pysha3"
-
-from .artifacts import Artifact, load_artifact
-from .backends import ChainBackend, dev_keys, open_backend
-from .client import ContractBinding, Event, LedgerClient, LogIndex, NonceManager, Receipt
 from .errors import (
     ArtifactError,
     ChainDataError,
@@ -31,23 +32,12 @@ from .errors import (
 )
 
 __all__ = [
-    "Artifact",
     "ArtifactError",
-    "ChainBackend",
     "ChainDataError",
     "ConfigError",
-    "ContractBinding",
-    "Event",
-    "LedgerClient",
     "LedgerError",
-    "LogIndex",
     "NodeError",
     "NodeUnavailable",
-    "NonceManager",
-    "Receipt",
     "TestnetError",
     "TransactionReverted",
-    "dev_keys",
-    "load_artifact",
-    "open_backend",
 ]

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 from eth_utils import keccak
 
+from .eip712 import quorum_sign
 from .errors import LedgerError
-from .market import CrossState, Kind, quorum_sign
-from .region import RegionSequencer, SignedBid, SignedOffer
+from .records import CrossState, LeaseIn, SignedBid, SignedOffer
 from .tiered import TieredLedger
 
 __all__ = ["CrossRegionLease", "Part"]
@@ -37,6 +37,12 @@ class Part:
     bid: SignedBid
     first: int
     price_wei: int
+
+    def lease(self) -> LeaseIn:
+        """The lease this part settles as in its region."""
+        return LeaseIn(
+            self.offer.offer, self.offer.sig, self.bid.bid, self.bid.sig, self.first, self.price_wei
+        )
 
 
 class CrossRegionLease:
@@ -70,9 +76,9 @@ class CrossRegionLease:
     async def vote(self, region: int) -> bool:
         """Region ``region`` reserves its part and votes; returns whether it committed."""
         rt = self.ledger.regions[region]
-        commit = reserve(rt.sequencer, self.parts[region])
+        commit = rt.sequencer.hold(self.parts[region].lease())
         digest = self.ledger.root.vote_digest(self.xlease_id, region, commit)
-        sigs = quorum_sign(digest, [v.key for v in rt.validators[: rt.spec.threshold]])
+        sigs = quorum_sign(digest, [v.key for v in rt.validators[: rt.config.threshold]])
         await self.ledger.root.binding.transact(
             "vote_cross", self.xlease_id, region, commit, [s.as_tuple() for s in sigs], gas=400_000
         )
@@ -90,32 +96,8 @@ class CrossRegionLease:
             state = CrossState.ABORTED
         for region, part in self.parts.items():
             sequencer = self.ledger.regions[region].sequencer
-            if state == CrossState.COMMITTED:  # stays reserved until its epoch settles it
-                sequencer.committed_parts.append(part)
+            if state == CrossState.COMMITTED:  # stays held until its epoch settles it
+                sequencer.commit_part(part.lease())
             else:
-                release(sequencer, part)
+                sequencer.release(part.lease())
         return state
-
-
-def _mask(part: Part) -> int:
-    return ((1 << part.bid.bid.units) - 1) << part.first
-
-
-def reserve(sequencer: RegionSequencer, part: Part) -> bool:
-    """Hold the part's channels in the region; False when they are not free."""
-    if part.bid.bid.kind != Kind.SPECTRUM:
-        return True
-    slot = part.bid.bid.start // sequencer.config.epoch_length_s
-    mask = _mask(part)
-    taken = sequencer.occupied.get(slot, 0) | sequencer.reserved.get(slot, 0)
-    if taken & mask or mask & sequencer.config.protected_mask:
-        return False
-    sequencer.reserved[slot] = sequencer.reserved.get(slot, 0) | mask
-    return True
-
-
-def release(sequencer: RegionSequencer, part: Part) -> None:
-    if part.bid.bid.kind != Kind.SPECTRUM:
-        return
-    slot = part.bid.bid.start // sequencer.config.epoch_length_s
-    sequencer.reserved[slot] = sequencer.reserved.get(slot, 0) & ~_mask(part)

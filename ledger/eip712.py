@@ -19,6 +19,7 @@ from typing import Any
 
 import coincurve
 from eth_abi import encode
+from eth_account import Account
 from eth_keys import keys
 from eth_utils import keccak, to_canonical_address
 
@@ -30,6 +31,7 @@ __all__ = [
     "Sig",
     "abi_words",
     "domain_separator",
+    "quorum_sign",
     "recover",
     "sign_digest",
     "struct_hash",
@@ -169,3 +171,9 @@ def recover(digest: bytes, sig: Sig) -> str:
         return address_of_public_key(public.format(compressed=False))
     vrs = (v, int.from_bytes(sig.r, "big"), int.from_bytes(sig.s, "big"))
     return keys.Signature(vrs=vrs).recover_public_key_from_msg_hash(digest).to_checksum_address()
+
+
+def quorum_sign(digest: bytes, keys: Sequence[bytes]) -> list[Sig]:
+    """Signatures of ``keys`` over ``digest``, ordered by signer address as the contracts want."""
+    ordered = sorted(keys, key=lambda k: int(Account.from_key(k).address, 16))
+    return [sign_digest(k, digest) for k in ordered]

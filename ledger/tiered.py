@@ -5,9 +5,12 @@ On ``embedded`` every chain is a persisted file under ``<dir>/chains/``; on
 ``<dir>/ledger.json`` records what was deployed where, so :meth:`TieredLedger.open`
 brings the same ledger back — in this process or another one.
 
-On ``rpc`` each region's committee and settlement transaction run in a process
-of their own (:mod:`ledger.region_worker`); a script driving such a ledger needs
-multiprocessing's ``if __name__ == "__main__":`` guard.
+The chains come from a :class:`~ledger.chain.ChainFactory` passed in
+(:class:`~ledger.chain.EmbeddedChains` by default, or
+:class:`~ledger.chain.RpcChains`). On ``rpc`` each region's committee and
+settlement transaction run in a process of their own (:mod:`ledger.region.worker`);
+a script driving such a ledger needs multiprocessing's ``if __name__ ==
+"__main__":`` guard.
 
 Keys: the deployer/sequencer account is the first funded development account;
 committee keys are derived from the ledger's seed (``derive_key``), so a run
@@ -26,16 +29,28 @@ from typing import Any
 from eth_account import Account
 from eth_utils import keccak
 
-from .backends import ChainBackend, dev_keys, open_backend
-from .client import LedgerClient
+from .bindings import RegionMarket, RootLedger
+from .chain import (
+    ChainBackend,
+    ChainFactory,
+    EmbeddedChains,
+    LedgerClient,
+    chains_from_record,
+    dev_keys,
+)
+from .config import RegionConfig
+from .eip712 import quorum_sign
 from .errors import ConfigError, LedgerError
-from .market import MarketConfig, RegionMarket, RootLedger, quorum_sign
-from .mechanisms import mechanism_by_name
-from .region import EpochOutcome, RegionSequencer, Validator, settle_epoch
-from .region_worker import RegionWorker, WorkerConfig
-from .testnet import load_manifest
+from .region import (
+    EpochOutcome,
+    RegionSequencer,
+    RegionWorker,
+    Validator,
+    WorkerConfig,
+    settle_epoch,
+)
 
-__all__ = ["RegionRuntime", "RegionSpec", "TieredLedger", "derive_key"]
+__all__ = ["RegionRuntime", "TieredLedger", "derive_key"]
 
 LEDGER_FILE = "ledger.json"
 ROOT_COMMITTEE = 3
@@ -48,66 +63,14 @@ def derive_key(seed: int, label: str) -> bytes:
     return keccak(text=f"specledger:{seed}:{label}")
 
 
-@dataclass(frozen=True)
-class RegionSpec:
-    """A region's configuration; validated on construction."""
-
-    region_id: int
-    name: str = ""
-    mechanism: str = "second_price"
-    committee_size: int = 3
-    threshold: int = 2
-    num_channels: int = 16
-    channel_width_hz: int = 10_000_000
-    spectrum_low_hz: int = 3_550_000_000
-    protected_channels: tuple[int, ...] = ()
-    epoch_length_s: int = 60
-    heartbeat_interval_s: int = 120
-    claim_window_s: int = 600
-    min_bond_wei: int = 10**15
-
-    def __post_init__(self) -> None:
-        mechanism_by_name(self.mechanism)  # unknown names fail here, with the choices
-        if not 1 <= self.threshold <= self.committee_size:
-            raise ConfigError(
-                f"region {self.region_id}: threshold {self.threshold} must be "
-                f"1..committee_size ({self.committee_size})"
-            )
-        if any(not 0 <= c < self.num_channels for c in self.protected_channels):
-            raise ConfigError(
-                f"region {self.region_id}: protected channels must be in 0..{self.num_channels - 1}"
-            )
-
-    @property
-    def protected_mask(self) -> int:
-        return sum(1 << c for c in set(self.protected_channels))
-
-    def market_config(self, committee: Sequence[str]) -> MarketConfig:
-        return MarketConfig(
-            region_id=self.region_id,
-            committee=tuple(committee),
-            threshold=self.threshold,
-            mechanism_id=mechanism_by_name(self.mechanism).mechanism_id,
-            spectrum_low_hz=self.spectrum_low_hz,
-            channel_width_hz=self.channel_width_hz,
-            num_channels=self.num_channels,
-            protected_mask=self.protected_mask,
-            epoch_length_s=self.epoch_length_s,
-            heartbeat_interval_s=self.heartbeat_interval_s,
-            claim_window_s=self.claim_window_s,
-            min_bond_wei=self.min_bond_wei,
-        )
-
-
 @dataclass
 class RegionRuntime:
     """One region: its chain, market, sequencer and committee."""
 
-    spec: RegionSpec
+    config: RegionConfig
     backend: ChainBackend
     client: LedgerClient
     market: RegionMarket
-    config: MarketConfig
     sequencer: RegionSequencer
     validators: list[Validator]
     chain_id: int
@@ -120,7 +83,7 @@ class TieredLedger:
     def __init__(
         self,
         directory: Path,
-        backend: str,
+        chains: ChainFactory,
         seed: int,
         root_backend: ChainBackend,
         root: RootLedger,
@@ -128,7 +91,7 @@ class TieredLedger:
         region_processes: bool = False,
     ) -> None:
         self.directory = directory
-        self.backend = backend
+        self.chains = chains
         self.seed = seed
         self.root_backend = root_backend
         self.root = root
@@ -139,60 +102,29 @@ class TieredLedger:
         self.workers: dict[int, RegionWorker] = {}
 
     # -- bring-up -------------------------------------------------------------------------------
-    @staticmethod
-    async def _backends(
-        directory: Path,
-        backend: str,
-        names: list[str],
-        manifest: Path | None,
-        genesis_timestamp: int | None,
-        chain_ids: dict[str, int] | None = None,
-    ) -> list[ChainBackend]:
-        if backend == "embedded":
-            return [
-                await open_backend(
-                    "embedded",
-                    directory=directory / "chains",
-                    chain_name=name,
-                    genesis_timestamp=genesis_timestamp,
-                    chain_id=(chain_ids or {}).get(name),
-                )
-                for name in names
-            ]
-        if backend != "rpc":
-            raise ConfigError(f"unknown backend {backend!r}: choose embedded or rpc")
-        if manifest is None:
-            raise ConfigError("the rpc backend needs a testnet manifest (--manifest testnet.json)")
-        nodes = {n.name: n for n in load_manifest(manifest)}
-        missing = [name for name in names if name not in nodes]
-        if missing:
-            raise ConfigError(
-                f"manifest {manifest} has no node for {', '.join(missing)}: "
-                f"start a testnet with enough regions"
-            )
-        return list(await asyncio.gather(*(open_backend("rpc", url=nodes[n].url) for n in names)))
-
     @classmethod
     async def create(
         cls,
         directory: Path,
-        specs: Sequence[RegionSpec],
+        configs: Sequence[RegionConfig],
         *,
-        backend: str = "embedded",
-        manifest: Path | None = None,
+        chains: ChainFactory | None = None,
         seed: int = 0,
-        genesis_timestamp: int | None = None,
         region_processes: bool | None = None,
     ) -> TieredLedger:
         """Bring up the root and the regions, deploy, register; write ``ledger.json``.
-        ``region_processes`` (default: on for rpc) settles each region in its own process."""
+
+        ``chains`` (default: embedded chains under ``directory/chains``) opens them;
+        ``region_processes`` (default: the factory's, on for rpc) settles each region in
+        its own process."""
         if (directory / LEDGER_FILE).exists():
             raise ConfigError(f"{directory} already holds a ledger: open it, or choose another")
-        if len({s.region_id for s in specs}) != len(specs):
+        if len({c.region_id for c in configs}) != len(configs):
             raise ConfigError("region ids must be distinct")
         directory.mkdir(parents=True, exist_ok=True)
-        names = ["root"] + [f"region-{s.region_id}" for s in specs]
-        backends = await cls._backends(directory, backend, names, manifest, genesis_timestamp)
+        chains = chains if chains is not None else EmbeddedChains(directory / "chains")
+        names = ["root"] + [f"region-{c.region_id}" for c in configs]
+        backends = await chains.open_all(names)
         deployer = dev_keys()[0]
         root_client = LedgerClient(backends[0], deployer)
         root_keys = [derive_key(seed, f"root-committee-{i}") for i in range(ROOT_COMMITTEE)]
@@ -201,27 +133,26 @@ class TieredLedger:
         )
         regions: dict[int, RegionRuntime] = {}
         record: dict[str, Any] = {
-            "backend": backend,
+            **chains.record(directory),
             "seed": seed,
-            "manifest": str(manifest) if manifest else None,
             "root": {"address": root.address, "chain_id": await root_client.chain_id()},
             "regions": [],
         }
-        for spec, chain in zip(specs, backends[1:], strict=True):
-            runtime = await cls._deploy_region(spec, chain, seed)
+        for config, chain in zip(configs, backends[1:], strict=True):
+            runtime = await cls._deploy_region(config, chain, seed)
             await root.register_region(
-                spec.region_id,
+                config.region_id,
                 runtime.chain_id,
                 runtime.market.address,
-                list(runtime.config.committee),
-                spec.threshold,
-                runtime.config.mechanism_id,
+                [v.address for v in runtime.validators],
+                config.threshold,
+                config.mechanism_id,
                 root_keys[:ROOT_THRESHOLD],
             )
-            regions[spec.region_id] = runtime
+            regions[config.region_id] = runtime
             record["regions"].append(
                 {
-                    "spec": asdict(spec),
+                    "spec": asdict(config),
                     "address": runtime.market.address,
                     "chain_id": runtime.chain_id,
                 }
@@ -229,38 +160,43 @@ class TieredLedger:
         tmp = directory / (LEDGER_FILE + ".tmp")
         tmp.write_text(json.dumps(record, indent=2) + "\n")
         tmp.replace(directory / LEDGER_FILE)
-        processes = backend == "rpc" if region_processes is None else region_processes
-        return cls(directory, backend, seed, backends[0], root, regions, processes)
+        processes = chains.region_processes if region_processes is None else region_processes
+        return cls(directory, chains, seed, backends[0], root, regions, processes)
 
     @staticmethod
-    def _committee(spec: RegionSpec, seed: int) -> list[Validator]:
+    def _committee(config: RegionConfig, seed: int) -> list[Validator]:
         return [
-            Validator(derive_key(seed, f"region-{spec.region_id}-validator-{i}"))
-            for i in range(spec.committee_size)
+            Validator(derive_key(seed, f"region-{config.region_id}-validator-{i}"))
+            for i in range(config.committee_size)
         ]
 
     @classmethod
     async def _deploy_region(
-        cls, spec: RegionSpec, chain: ChainBackend, seed: int
+        cls, config: RegionConfig, chain: ChainBackend, seed: int
     ) -> RegionRuntime:
-        validators = cls._committee(spec, seed)
-        config = spec.market_config([v.address for v in validators])
+        validators = cls._committee(config, seed)
         client = LedgerClient(chain, dev_keys()[0])
-        market = await RegionMarket.deploy(client, config)
+        market = await RegionMarket.deploy(client, config, [v.address for v in validators])
         return RegionRuntime(
-            spec,
+            config,
             chain,
             client,
             market,
-            config,
             RegionSequencer(market, config),
             validators,
             await client.chain_id(),
         )
 
     @classmethod
-    async def open(cls, directory: Path, region_processes: bool | None = None) -> TieredLedger:
-        """Reopen a ledger written by :meth:`create` (chains, contracts, committees)."""
+    async def open(
+        cls,
+        directory: Path,
+        *,
+        chains: ChainFactory | None = None,
+        region_processes: bool | None = None,
+    ) -> TieredLedger:
+        """Reopen a ledger written by :meth:`create` (chains, contracts, committees);
+        ``chains`` defaults to the ones its ``ledger.json`` records."""
         path = directory / LEDGER_FILE
         try:
             record = json.loads(path.read_text())
@@ -268,41 +204,33 @@ class TieredLedger:
             raise ConfigError(f"no ledger at {directory} (missing {LEDGER_FILE})") from None
         except ValueError as exc:
             raise ConfigError(f"{path} is malformed: {exc}") from exc
-        specs = [
-            RegionSpec(
-                **{**r["spec"], "protected_channels": tuple(r["spec"]["protected_channels"])}
-            )
-            for r in record["regions"]
-        ]
-        names = ["root"] + [f"region-{s.region_id}" for s in specs]
-        manifest = Path(record["manifest"]) if record.get("manifest") else None
-        backends = await cls._backends(directory, record["backend"], names, manifest, None)
+        configs = [RegionConfig.from_json(r["spec"]) for r in record["regions"]]
+        names = ["root"] + [f"region-{c.region_id}" for c in configs]
+        chains = chains if chains is not None else chains_from_record(record, directory)
+        backends = await chains.open_all(names)
         seed = int(record["seed"])
         root_client = LedgerClient(backends[0], dev_keys()[0])
         root = RootLedger(
             root_client.bind("RootLedger", record["root"]["address"]), await root_client.chain_id()
         )
         regions = {}
-        for spec, chain, entry in zip(specs, backends[1:], record["regions"], strict=True):
-            validators = cls._committee(spec, seed)
-            config = spec.market_config([v.address for v in validators])
+        for config, chain, entry in zip(configs, backends[1:], record["regions"], strict=True):
             client = LedgerClient(chain, dev_keys()[0])
             chain_id = await client.chain_id()
             market = RegionMarket(
-                client.bind("RegionMarket", entry["address"]), spec.region_id, chain_id
+                client.bind("RegionMarket", entry["address"]), config.region_id, chain_id
             )
-            regions[spec.region_id] = RegionRuntime(
-                spec,
+            regions[config.region_id] = RegionRuntime(
+                config,
                 chain,
                 client,
                 market,
-                config,
                 RegionSequencer(market, config),
-                validators,
+                cls._committee(config, seed),
                 chain_id,
             )
-        processes = record["backend"] == "rpc" if region_processes is None else region_processes
-        return cls(directory, record["backend"], seed, backends[0], root, regions, processes)
+        processes = chains.region_processes if region_processes is None else region_processes
+        return cls(directory, chains, seed, backends[0], root, regions, processes)
 
     async def close(self) -> None:
         workers, self.workers = list(self.workers.values()), {}
@@ -326,7 +254,7 @@ class TieredLedger:
                     outcome = await (await self.worker(region)).settle(frozen)
                 else:
                     outcome = await settle_epoch(
-                        rt.market, frozen, rt.validators, rt.spec.threshold
+                        rt.market, frozen, rt.validators, rt.config.threshold
                     )
         except (LedgerError, TimeoutError, OSError) as exc:
             outcome = EpochOutcome(
@@ -358,7 +286,7 @@ class TieredLedger:
                 market_address=rt.market.address,
                 submitter_key=key,
                 validator_keys=tuple(v.key for v in rt.validators),
-                threshold=rt.spec.threshold,
+                threshold=rt.config.threshold,
                 timeout_s=rt.client.timeout_s,
                 retries=rt.client.retries,
             )
@@ -412,7 +340,7 @@ class TieredLedger:
         number, block_hash = int(head["number"]), bytes(head["hash"])
         lease_root = rt.sequencer.lease_tree().root
         digest = self.root.checkpoint_digest(region, number, block_hash, lease_root)
-        sigs = quorum_sign(digest, [v.key for v in rt.validators[: rt.spec.threshold]])
+        sigs = quorum_sign(digest, [v.key for v in rt.validators[: rt.config.threshold]])
         receipt = await self.root.post_checkpoint(region, number, block_hash, lease_root, sigs)
         return int(receipt.event("CheckpointPosted").args["index"])
 

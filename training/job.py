@@ -9,11 +9,13 @@ bytes actually sent, the leased bandwidth and the devices' compute.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .channel import ChannelState, DeviceProfile, round_delay_energy
+from .errors import TrainingConfigError
 from .federated import FederatedTrainer, RoundResult
 from .privacy import RdpAccountant, noise_multiplier_from_snr
 from .scheduler import LyapunovScheduler, Schedule
@@ -23,17 +25,24 @@ __all__ = ["JobRound", "ScheduledJob"]
 
 @dataclass(frozen=True)
 class JobRound:
-    """A trained round with its schedule, cost and privacy."""
+    """A trained round with its cost and privacy (and its schedule, when the job chose it)."""
 
     result: RoundResult
-    schedule: Schedule
+    devices: tuple[int, ...]
     delay_s: float
     energy_j: float
-    epsilon: float  # the largest over devices so far, at ``delta``
+    epsilon: float  # the largest over devices so far, at ``delta``; inf without clipping
+    schedule: Schedule | None = None
 
 
 class ScheduledJob:
-    """Runs a :class:`FederatedTrainer` with a :class:`LyapunovScheduler` over a channel."""
+    """Runs a :class:`FederatedTrainer` with a :class:`LyapunovScheduler` over a channel.
+
+    A round is two steps, so that a market can sit between them: :meth:`plan` asks the
+    scheduler which devices and how much bandwidth to buy; :meth:`train` runs the round
+    with the devices and bandwidth actually obtained. :meth:`run_round` does both with
+    the bandwidth the job was given (no market).
+    """
 
     def __init__(
         self,
@@ -41,7 +50,7 @@ class ScheduledJob:
         scheduler: LyapunovScheduler,
         channel: ChannelState,
         profiles: list[DeviceProfile],
-        bandwidth_hz: float,
+        bandwidth_hz: float = 0.0,
         delta: float = 1e-5,
     ) -> None:
         self.trainer = trainer
@@ -62,37 +71,58 @@ class ScheduledJob:
         power = np.array([p.tx_power_w for p in self.profiles])
         return power * self.channel.path_gain() / n0
 
-    def run_round(self, available: list[int] | None = None) -> JobRound:
+    def plan(self, available: Iterable[int], bandwidth_hz: float) -> Schedule:
+        """The fading advances; the scheduler picks devices and bandwidth among ``available``
+        from the current channels, sharing ``bandwidth_hz``."""
         self.channel.advance()
-        a = self.gain_over_noise_hz()
-        schedule = self.scheduler.decide(
-            available if available is not None else range(len(self.profiles)),
+        return self.scheduler.decide(
+            available,
             self.trainer.examples,
-            a,
+            self.gain_over_noise_hz(),
             [p.flops_per_s for p in self.profiles],
-            self.bandwidth_hz,
+            bandwidth_hz,
         )
+
+    def train(self, devices: Sequence[int], bandwidth_hz: Mapping[int, float]) -> JobRound:
+        """Train one round with ``devices``, each on its ``bandwidth_hz``: its uplink SNR sets
+        the channel noise on its clipped activations and its privacy cost; delay and energy
+        come from the bytes actually sent; the scheduler observes the delay."""
+        a = self.gain_over_noise_hz()
         cfg = self.trainer.config
         noise = [0.0] * len(self.profiles)
-        for k, bw in schedule.bandwidth_hz.items():
-            snr = a[k] / bw
-            z = noise_multiplier_from_snr(snr, self.values_per_example)
-            noise[k] = cfg.clip_norm * z if cfg.clip_norm > 0 else 0.0
+        for k in devices:
+            z = noise_multiplier_from_snr(a[k] / bandwidth_hz[k], self.values_per_example)
             if cfg.clip_norm > 0:
+                noise[k] = cfg.clip_norm * z
                 q = min(1.0, cfg.batch_size / self.trainer.examples[k])
                 self.accountants[k].step(z, q, cfg.local_steps)
         self.trainer.noise_std = noise
-        result = self.trainer.run_round(list(schedule.devices))
-        bits = {k: 8 * b for k, b in result.uplink_bytes_per_device.items()}
+        result = self.trainer.run_round(list(devices))
         rates = np.zeros(len(self.profiles))
-        for k, bw in schedule.bandwidth_hz.items():
+        for k in devices:
+            bw = bandwidth_hz[k]
             rates[k] = bw * np.log2(1 + a[k] / bw)
-        delay, energies = 0.0, []
+        delay, energy = 0.0, 0.0
         flops = self.scheduler.config.compute_flops
-        for k in schedule.devices:
-            d, e = round_delay_energy(self.profiles, [k], flops, bits[k], rates)
+        for k in devices:
+            bits = 8 * result.uplink_bytes_per_device[k]
+            d, e = round_delay_energy(self.profiles, [k], flops, bits, rates)
             delay = max(delay, d)
-            energies.extend(e)
+            energy += e[0]
         self.scheduler.observe(delay)
-        epsilon = max(acc.epsilon(self.delta) for acc in self.accountants)
-        return JobRound(result, schedule, delay, float(sum(energies)), epsilon)
+        epsilon = (
+            max((acc.epsilon(self.delta) for acc in self.accountants), default=0.0)
+            if cfg.clip_norm > 0
+            else float("inf")  # nothing clipped, so the noise bounds nothing
+        )
+        return JobRound(result, tuple(devices), delay, energy, epsilon)
+
+    def run_round(self, available: Iterable[int] | None = None) -> JobRound:
+        """One round on the job's own bandwidth: plan, then train what was planned."""
+        if self.bandwidth_hz <= 0:
+            raise TrainingConfigError("run_round needs the job's bandwidth_hz (> 0)")
+        schedule = self.plan(
+            available if available is not None else range(len(self.profiles)), self.bandwidth_hz
+        )
+        trained = self.train(schedule.devices, schedule.bandwidth_hz)
+        return replace(trained, schedule=schedule)

@@ -13,7 +13,19 @@ id   name                  rule
 from __future__ import annotations
 
 from ..errors import ConfigError
-from .base import Allocation, Award, Book, Mechanism, Unit, supply_units
+from .base import (
+    Allocation,
+    Award,
+    BidShape,
+    Book,
+    Demand,
+    Mechanism,
+    Order,
+    OrderGroup,
+    Unit,
+    UnitDemandMechanism,
+    supply_units,
+)
 from .bundle import Bundle
 from .double_auction import DoubleAuction
 from .proportional_fair import ProportionalFair
@@ -23,21 +35,54 @@ __all__ = [
     "MECHANISMS",
     "Allocation",
     "Award",
+    "BidShape",
     "Book",
     "Bundle",
+    "Demand",
     "DoubleAuction",
     "Mechanism",
+    "Order",
+    "OrderGroup",
     "ProportionalFair",
     "SecondPrice",
     "Unit",
+    "UnitDemandMechanism",
     "mechanism_by_id",
     "mechanism_by_name",
+    "mechanism_names",
+    "register_mechanism",
     "supply_units",
 ]
 
-MECHANISMS: dict[int, type[Mechanism]] = {
-    m.mechanism_id: m for m in (SecondPrice, DoubleAuction, ProportionalFair, Bundle)
-}
+MECHANISMS: dict[int, type[Mechanism]] = {}
+
+
+def register_mechanism(cls: type[Mechanism]) -> type[Mechanism]:
+    """Make ``cls`` choosable by its id (on chain) and its name (in scenarios); usable as
+    a class decorator. A region names it and nothing else changes."""
+    if not isinstance(cls, type) or not issubclass(cls, Mechanism):
+        raise ConfigError(f"{cls!r} is not a Mechanism subclass")
+    if cls.mechanism_id < 0 or not cls.name:
+        raise ConfigError(f"{cls.__name__} needs a mechanism_id >= 0 and a name")
+    for known in MECHANISMS.values():
+        if known is cls:
+            return cls
+        if cls.mechanism_id == known.mechanism_id or cls.name == known.name:
+            raise ConfigError(
+                f"{cls.__name__} ({cls.mechanism_id}, {cls.name!r}) clashes with "
+                f"{known.__name__} ({known.mechanism_id}, {known.name!r})"
+            )
+    MECHANISMS[cls.mechanism_id] = cls
+    return cls
+
+
+for _builtin in (SecondPrice, DoubleAuction, ProportionalFair, Bundle):
+    register_mechanism(_builtin)
+
+
+def mechanism_names() -> tuple[str, ...]:
+    """The names a scenario may choose, in id order."""
+    return tuple(MECHANISMS[i].name for i in sorted(MECHANISMS))
 
 
 def mechanism_by_id(mechanism_id: int) -> Mechanism:

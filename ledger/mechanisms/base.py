@@ -7,17 +7,38 @@ compute unit of an offer — each with the seller's reserve price. Demand is the
 bids. A mechanism returns :class:`Award` s: which bid gets which units of which
 offer at what total price. Determinism: every order is by value, then by a
 hash-based tie-break key, never by arrival time or dict order.
+
+A mechanism also owns the rules a buyer and a sequencer need before it runs:
+:meth:`Mechanism.orders_for` turns what a buyer wants (:class:`Demand`) into
+the unsigned bids this mechanism takes (:class:`OrderGroup`), and
+:meth:`Mechanism.refusal` says why a bid does not fit it. Nothing outside this
+package asks a mechanism's id or name what it accepts.
 """
 
 from __future__ import annotations
 
+import enum
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from ..market import Bid, Kind, Offer
+from ..records import Bid, Kind, Offer
 
-__all__ = ["Allocation", "Award", "Book", "Mechanism", "Unit", "markets", "supply_units"]
+__all__ = [
+    "Allocation",
+    "Award",
+    "BidShape",
+    "Book",
+    "Demand",
+    "Mechanism",
+    "Order",
+    "OrderGroup",
+    "Unit",
+    "UnitDemandMechanism",
+    "markets",
+    "supply_units",
+]
 
 
 @dataclass(frozen=True)
@@ -117,16 +138,109 @@ def bid_order(book: Book, indices: Sequence[int]) -> list[int]:
     )
 
 
+class BidShape(enum.Enum):
+    """The bids a mechanism takes."""
+
+    UNIT = "unit"  # one channel anywhere in the band, or one compute unit; priced per unit
+    RUN = "run"  # any number of contiguous channels in one bid; priced for the whole run
+    BUNDLE = "bundle"  # a spectrum bid and a compute bid that win together; lone bids ignored
+
+
+@dataclass(frozen=True)
+class Demand:
+    """What a buyer wants for one task in one epoch: compute of a class, and uplink channels."""
+
+    compute_class: int  # the offers' ``lo`` it needs (device, edge server)
+    compute_value_wei: int  # the most it pays for the compute unit
+    channels: int = 0  # contiguous spectrum channels it needs with it
+    channel_value_wei: int = 0  # the most it pays per channel
+
+
+@dataclass(frozen=True)
+class Order:
+    """An unsigned bid in the shape a mechanism takes; the buyer adds window, nonce, signature."""
+
+    kind: int
+    lo: int
+    hi: int
+    units: int
+    max_price_wei: int
+
+
+@dataclass(frozen=True)
+class OrderGroup:
+    """Orders to submit together; ``together``: they win all or none (a bundle)."""
+
+    orders: tuple[Order, ...]
+    together: bool = False
+
+
 class Mechanism(ABC):
-    """One allocation rule; ``allocate`` must be pure and deterministic."""
+    """One allocation rule; ``allocate`` must be pure and deterministic.
+
+    The default rules take any bid shape (:attr:`BidShape.RUN`): a demand becomes one
+    compute bid and one bid for its run of channels. Subclasses that take less say so.
+    """
 
     #: the id a region's on-chain configuration names it by
-    mechanism_id: int = -1
-    name: str = ""
+    mechanism_id: ClassVar[int] = -1
+    name: ClassVar[str] = ""
+    #: the bids it takes (what :meth:`orders_for` produces and :meth:`refusal` allows)
+    bid_shape: ClassVar[BidShape] = BidShape.RUN
 
     @abstractmethod
     def allocate(self, book: Book) -> Allocation:
         """The awards for ``book``."""
+
+    def refusal(self, bid: Bid, num_channels: int) -> str | None:
+        """Why this mechanism cannot take ``bid`` (a sequencer refuses it), or None."""
+        return None
+
+    def orders_for(self, demand: Demand, num_channels: int) -> list[OrderGroup]:
+        """The bids that express ``demand`` in a region of ``num_channels`` channels, in the
+        order the buyer signs them."""
+        groups = [OrderGroup((_compute_order(demand),))]
+        if demand.channels:
+            groups.append(
+                OrderGroup(
+                    (
+                        Order(
+                            Kind.SPECTRUM,
+                            0,
+                            num_channels,
+                            demand.channels,
+                            demand.channels * demand.channel_value_wei,
+                        ),
+                    )
+                )
+            )
+        return groups
+
+
+class UnitDemandMechanism(Mechanism):
+    """Auctions that clear one unit per bid: one channel anywhere in the band, or one
+    compute unit, each priced on its own (second-price, double auction)."""
+
+    bid_shape = BidShape.UNIT
+
+    def refusal(self, bid: Bid, num_channels: int) -> str | None:
+        if bid.kind == Kind.SPECTRUM:
+            if bid.units != 1 or (bid.lo, bid.hi) != (0, num_channels):
+                return "this region's auction takes one-channel bids over the whole band"
+        elif bid.units != 1:
+            return "this region's auction takes one-unit compute bids"
+        return None
+
+    def orders_for(self, demand: Demand, num_channels: int) -> list[OrderGroup]:
+        spectrum = Order(Kind.SPECTRUM, 0, num_channels, 1, demand.channel_value_wei)
+        return [
+            OrderGroup((_compute_order(demand),)),
+            *(OrderGroup((spectrum,)) for _ in range(demand.channels)),
+        ]
+
+
+def _compute_order(demand: Demand) -> Order:
+    return Order(Kind.COMPUTE, demand.compute_class, 0, 1, demand.compute_value_wei)
 
 
 def markets(book: Book) -> list[tuple[int, int | None]]:

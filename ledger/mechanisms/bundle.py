@@ -18,7 +18,19 @@ its reserve — so each lease is within [its reserve, its own bid].
 
 from __future__ import annotations
 
-from .base import Allocation, Award, Book, Mechanism, Unit, supply_units
+from ..records import Kind
+from .base import (
+    Allocation,
+    Award,
+    BidShape,
+    Book,
+    Demand,
+    Mechanism,
+    Order,
+    OrderGroup,
+    Unit,
+    supply_units,
+)
 
 __all__ = ["Bundle"]
 
@@ -80,6 +92,22 @@ def _greedy(
 class Bundle(Mechanism):
     mechanism_id = 3
     name = "bundle"
+    bid_shape = BidShape.BUNDLE
+
+    def orders_for(self, demand: Demand, num_channels: int) -> list[OrderGroup]:
+        """A compute bid and its run of channels as one bundle; compute alone is not
+        bought here (bids outside a bundle are ignored)."""
+        if not demand.channels:
+            return []
+        compute = Order(Kind.COMPUTE, demand.compute_class, 0, 1, demand.compute_value_wei)
+        spectrum = Order(
+            Kind.SPECTRUM,
+            0,
+            num_channels,
+            demand.channels,
+            demand.channels * demand.channel_value_wei,
+        )
+        return [OrderGroup((compute, spectrum), together=True)]
 
     def allocate(self, book: Book) -> Allocation:
 

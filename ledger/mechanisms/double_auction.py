@@ -17,7 +17,15 @@ least s_k — never below their reserve.
 
 from __future__ import annotations
 
-from .base import Allocation, Award, Book, Mechanism, bid_order, markets, supply_units
+from .base import (
+    Allocation,
+    Award,
+    Book,
+    UnitDemandMechanism,
+    bid_order,
+    markets,
+    supply_units,
+)
 
 __all__ = ["DoubleAuction"]
 
@@ -52,7 +60,7 @@ def mcafee(book: Book, kind: int, compute_class: int | None) -> list[Award]:
     ]
 
 
-class DoubleAuction(Mechanism):
+class DoubleAuction(UnitDemandMechanism):
     mechanism_id = 1
     name = "double_auction"
 

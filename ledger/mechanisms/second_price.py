@@ -12,7 +12,15 @@ auction. Sellers receive that price, which is at least their reserve.
 
 from __future__ import annotations
 
-from .base import Allocation, Award, Book, Mechanism, bid_order, markets, supply_units
+from .base import (
+    Allocation,
+    Award,
+    Book,
+    UnitDemandMechanism,
+    bid_order,
+    markets,
+    supply_units,
+)
 
 __all__ = ["SecondPrice", "uniform_price_auction"]
 
@@ -49,7 +57,7 @@ def uniform_price_auction(book: Book, kind: int, compute_class: int | None) -> l
     ]
 
 
-class SecondPrice(Mechanism):
+class SecondPrice(UnitDemandMechanism):
     mechanism_id = 0
     name = "second_price"
 

@@ -8,7 +8,7 @@ settlement transaction records all leases. Setting up the participants
 
 ``regions_scaling``: the live runtime, a :class:`~ledger.tiered.TieredLedger` on
 rpc (``specledger testnet``: a root and N region anvils) whose regions settle
-in processes of their own (:mod:`ledger.region_worker`). Each region runs its
+in processes of their own (:mod:`ledger.region.worker`). Each region runs its
 own epoch cycle (open, orders signed and admitted in this process, settle in
 the region's process), all regions side by side; the figure is all leases
 settled divided by the wall time of the timed epochs.
@@ -22,12 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .backends import ChainBackend, dev_keys
-from .client import LedgerClient
-from .market import RegionMarket, Role
-from .region import RegionSequencer, Validator, settle_epoch
-from .tiered import RegionSpec, derive_key
-from .trader import Trader
+from ..bindings import RegionMarket
+from ..chain import ChainBackend, LedgerClient, RpcChains, dev_keys
+from ..config import RegionConfig
+from ..records import Role
+from ..region import RegionSequencer, Trader, Validator, settle_epoch
+from ..tiered import TieredLedger, derive_key
 
 __all__ = ["measure_protocol", "regions_scaling"]
 
@@ -37,11 +37,10 @@ CHANNELS = 128
 async def _setup(
     backend: ChainBackend, buyers: int, region: int = 1
 ) -> tuple[RegionSequencer, list[Validator], list[Trader], Trader, int]:
-    spec = RegionSpec(region, mechanism="second_price", num_channels=CHANNELS)
+    config = RegionConfig(region, mechanism="second_price", num_channels=CHANNELS)
     validators = [Validator(derive_key(region, f"bench-validator-{i}")) for i in range(3)]
-    config = spec.market_config([v.address for v in validators])
     admin = LedgerClient(backend, dev_keys()[0])
-    market = await RegionMarket.deploy(admin, config)
+    market = await RegionMarket.deploy(admin, config, [v.address for v in validators])
     seller = Trader(derive_key(region, "bench-seller"), market, admin)
     await seller.join(Role.TERRESTRIAL, bond_wei=10**18)
     traders = []
@@ -51,7 +50,7 @@ async def _setup(
         traders.append(t)
     sequencer = RegionSequencer(market, config)
     await sequencer.sync()  # index the set-up blocks now, not inside a timed epoch
-    return sequencer, validators, traders, seller, spec.threshold
+    return sequencer, validators, traders, seller, config.threshold
 
 
 async def _epochs(
@@ -113,17 +112,17 @@ async def measure_protocol(
 
 
 async def _runtime_scaling(n: int, buyers: int, epochs: int, directory: Path) -> float:
-    from .testnet import stop_node, testnet_up
-    from .tiered import TieredLedger
+    from ..chain.testnet import stop_node, testnet_up
 
     nodes = testnet_up(n, directory / "testnet")
     try:
-        specs = [RegionSpec(r, f"r{r}", "second_price", num_channels=CHANNELS) for r in range(n)]
+        configs = [
+            RegionConfig(r, f"r{r}", "second_price", num_channels=CHANNELS) for r in range(n)
+        ]
         ledger = await TieredLedger.create(
             directory / "run",
-            specs,
-            backend="rpc",
-            manifest=directory / "testnet" / "testnet.json",
+            configs,
+            chains=RpcChains(directory / "testnet" / "testnet.json"),
             region_processes=True,
         )
         try:

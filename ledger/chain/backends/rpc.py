@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
-from ..errors import ConfigError, NodeError, NodeUnavailable
+from ...errors import ConfigError, NodeError, NodeUnavailable
 from .base import ChainBackend, plain_receipt
 
 __all__ = ["TRANSIENT_ERRORS", "RpcBackend"]

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from eth_account import Account
 
-from .client import LedgerClient
-from .market import Bid, Offer, RegionMarket, Role
-from .region import SignedBid, SignedOffer
+from ..bindings import RegionMarket
+from ..chain import LedgerClient
+from ..records import Bid, Offer, Role, SignedBid, SignedOffer
 
 __all__ = ["Trader"]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 from .base import DEV_MNEMONIC, ChainBackend, dev_keys
 
 __all__ = ["BACKENDS", "DEV_MNEMONIC", "ChainBackend", "dev_keys", "open_backend"]

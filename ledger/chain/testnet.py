@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError, TestnetError
+from ..errors import ConfigError, TestnetError
 
 __all__ = [
     "ROOT_CHAIN_ID",
@@ -40,7 +40,7 @@ __all__ = [
     "testnet_up",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 ROOT_CHAIN_ID = 31_337
 REGION_CHAIN_ID_BASE = 32_000
 MANIFEST = "testnet.json"

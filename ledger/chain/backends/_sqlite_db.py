@@ -15,7 +15,7 @@ from pathlib import Path
 
 from eth.db.backends.base import BaseDB
 
-from ..errors import ChainDataError
+from ...errors import ChainDataError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;

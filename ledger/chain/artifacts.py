@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ArtifactError
+from ..errors import ArtifactError
 
 __all__ = [
     "CONTRACTS_DIR",
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: The repository's ``contracts/`` folder (sources and ``build/``).
-CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
+CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
 COMPILER_VERSION = "0.4.3"
 
 

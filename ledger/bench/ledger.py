@@ -13,7 +13,7 @@ Figures (one JSON object):
   buyers, each with its own signed bid, 2-of-3 committee), divided by 100;
   ``settle_100_s`` is that transaction's wall time;
 - ``settle_leases_per_s``: leases per second through the whole epoch protocol for
-  one region (sign, submit, clear, committee, settle; see ledger/bench_settle.py),
+  one region (sign, submit, clear, committee, settle; see ledger/bench/settle.py),
   with ``settle_time_per_lease`` saying where the time of one lease goes;
 - ``settle_vs_naive``: ``settle_leases_per_s / naive_tx_per_s``, same backend, same run;
 - ``floor_leases_per_s`` and ``floor_vs_naive``: how fast this chain records leases at
@@ -24,7 +24,7 @@ Figures (one JSON object):
 - ``cpu_count``: this machine's cores, which the regions share;
 - ``regions_scaling``: aggregate settled leases per second with 1, 2 and 4 regions of
   the live runtime on the rpc backend: a TieredLedger whose regions settle in processes
-  of their own (see ledger/bench_settle.py).
+  of their own (see ledger/bench/settle.py).
 """
 
 from __future__ import annotations
@@ -38,9 +38,8 @@ from typing import Any
 
 from eth_utils import keccak
 
-from .backends import ChainBackend, dev_keys, open_backend
-from .bench_settle import measure_protocol, regions_scaling
-from .client import LedgerClient
+from ..chain import ChainBackend, LedgerClient, dev_keys, keccak_backend, open_backend
+from .settle import measure_protocol, regions_scaling
 
 __all__ = ["bench_ledger"]
 
@@ -51,28 +50,18 @@ async def _settlement_gas(backend: ChainBackend, leases: int = 100) -> dict[str,
     """Deploy a market, fund ``leases`` buyers and settle one lease each in one transaction."""
     from eth_account import Account
 
-    from .market import (
-        Bid,
-        LeaseIn,
-        MarketConfig,
-        Offer,
-        RegionMarket,
-        Role,
-        chain_leases_hash,
-        quorum_sign,
-    )
+    from ..bindings import RegionMarket
+    from ..config import RegionConfig
+    from ..eip712 import quorum_sign
+    from ..records import Bid, LeaseIn, Offer, Role, chain_leases_hash
 
     keys = dev_keys(10)
     admin = LedgerClient(backend, keys[0])
     committee = keys[1:4]
-    config = MarketConfig(
-        region_id=1,
-        committee=tuple(Account.from_key(k).address for k in committee),
-        threshold=2,
-        num_channels=16,
-        epoch_length_s=60,
+    config = RegionConfig(region_id=1, threshold=2, num_channels=16, epoch_length_s=60)
+    market = await RegionMarket.deploy(
+        admin, config, [Account.from_key(k).address for k in committee]
     )
-    market = await RegionMarket.deploy(admin, config)
     seller_key = keys[4]
     seller = market.as_client(LedgerClient(backend, seller_key))
     await seller.register(Role.TERRESTRIAL)
@@ -108,7 +97,7 @@ async def _settle_floor(backend: ChainBackend, leases: int = 100, rounds: int = 
     the items is not timed; sending, executing and waiting for the receipt is."""
     from eth_account import Account
 
-    from .eip712 import sign_digest
+    from ..eip712 import sign_digest
 
     client = LedgerClient(backend, dev_keys()[0])
     floor = await client.deploy("SettleFloor")
@@ -171,13 +160,6 @@ def _signing_backend() -> str:
     return type(get_backend()).__name__
 
 
-def _keccak_backend() -> str:
-    from eth_hash.auto import keccak as eth_hash_keccak
-
-    eth_hash_keccak(b"")  # the backend is chosen at the first hash
-    return type(getattr(eth_hash_keccak.hasher, "__self__", None)).__name__
-
-
 async def bench_ledger(
     backend: str = "embedded",
     n: int = 200,
@@ -190,7 +172,7 @@ async def bench_ledger(
         "backend": backend,
         "n": n,
         "signing_backend": _signing_backend(),
-        "keccak_backend": _keccak_backend(),
+        "keccak_backend": keccak_backend(),
         "cpu_count": os.cpu_count(),  # regions_scaling flattens past the cores
     }
     with ExitStack() as stack:
@@ -200,7 +182,7 @@ async def bench_ledger(
             result["persisted"] = True
         else:
             if url is None:
-                from .testnet import anvil
+                from ..chain.testnet import anvil
 
                 url = stack.enter_context(anvil("bench")).url
             chain = await open_backend(backend, url=url)

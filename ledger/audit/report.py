@@ -16,7 +16,7 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from .audit import AuditResult
+from .run import AuditResult
 
 __all__ = ["render_report"]
 

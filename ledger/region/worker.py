@@ -2,7 +2,7 @@
 
 Each region's committee re-runs the mechanism, signs, and its settlement
 transaction is encoded, signed, sent and waited for: on one core that is most
-of an epoch's Python work (ledger/bench_settle.py says where the time goes).
+of an epoch's Python work (ledger/bench/settle.py says where the time goes).
 :class:`RegionWorker` does it in a dedicated process with its own event loop,
 its own JSON-RPC connection to the region's node, and its own submitter key, so
 regions settle on separate cores and a region whose node hangs only holds its
@@ -24,7 +24,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from .region import EpochOutcome, FrozenBook
+from .committee import EpochOutcome
+from .sequencer import FrozenBook
 
 __all__ = ["RegionWorker", "WorkerConfig"]
 
@@ -48,10 +49,10 @@ class _Worker:
     """The state of the one region a worker process serves (lives in that process only)."""
 
     def __init__(self, config: WorkerConfig) -> None:
-        from .backends.rpc import RpcBackend
-        from .client import LedgerClient
-        from .market import RegionMarket
-        from .region import Validator
+        from ..bindings import RegionMarket
+        from ..chain import LedgerClient
+        from ..chain.backends.rpc import RpcBackend
+        from .committee import Validator
 
         self.config = config
         self.loop = asyncio.new_event_loop()
@@ -65,7 +66,7 @@ class _Worker:
         self.validators = [Validator(k) for k in config.validator_keys]
 
     def settle(self, frozen: FrozenBook) -> EpochOutcome:
-        from .region import settle_epoch
+        from .committee import settle_epoch
 
         try:
             return self.loop.run_until_complete(
@@ -82,6 +83,9 @@ _worker: _Worker | None = None  # set by _start in the worker process, never in 
 
 def _start(config: WorkerConfig) -> None:
     global _worker
+    from ..chain import use_fast_keccak
+
+    use_fast_keccak()  # a spawned process starts afresh: choose again, as the caller did
     # Ctrl-C goes to the whole process group: the caller decides, the worker carries on
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker = _Worker(config)

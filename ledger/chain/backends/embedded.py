@@ -36,7 +36,7 @@ from eth_utils import keccak, to_canonical_address
 from web3 import AsyncWeb3
 from web3.providers.eth_tester import AsyncEthereumTesterProvider
 
-from ..errors import ChainDataError, ConfigError
+from ...errors import ChainDataError, ConfigError
 from ._sqlite_db import SQLiteKV
 from .base import DEV_BALANCE_WEI, ChainBackend, dev_keys
 

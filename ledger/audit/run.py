@@ -62,14 +62,20 @@ from eth_utils import (
     get_abi_input_types,
 )
 
-from .artifacts import load_artifact
-from .backends import ChainBackend, dev_keys, open_backend
-from .client import ContractBinding, LedgerClient
-from .eip712 import Sig, recover
-from .errors import ChainDataError, ConfigError
-from .market import Bid, LeaseRecord, LeaseState, Offer, RegionMarket, chain_leases_hash
-from .merkle import LeaseTree
-from .testnet import load_manifest
+from ..bindings import RegionMarket
+from ..chain import (
+    ChainBackend,
+    ContractBinding,
+    LedgerClient,
+    dev_keys,
+    load_artifact,
+    open_backend,
+)
+from ..chain.testnet import load_manifest
+from ..eip712 import Sig, recover
+from ..errors import ChainDataError, ConfigError
+from ..merkle import LeaseTree
+from ..records import Bid, LeaseRecord, LeaseState, Offer, chain_leases_hash
 
 __all__ = ["Audit", "AuditResult", "Violation", "export_leases", "run_audit", "write_index"]
 

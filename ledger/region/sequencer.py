@@ -1,4 +1,4 @@
-"""One region shard at work: the sequencer, the committee, and the epoch protocol.
+"""A region's sequencer: admits signed orders during an epoch, freezes the book at close.
 
 Epoch ``e`` of a region leases time slot ``e``: the window
 ``[e * epoch_length_s, (e + 1) * epoch_length_s)``. During the epoch the
@@ -15,38 +15,30 @@ the epoch does not settle and no funds move.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from eth_account import Account
-
-from .client import LogIndex
-from .eip712 import Sig, recover, sign_digest
-from .errors import LedgerError
-from .market import (
-    Bid,
+from ..bindings import RegionMarket
+from ..chain import LogIndex
+from ..config import RegionConfig
+from ..eip712 import recover
+from ..errors import LedgerError
+from ..mechanisms import Book, mechanism_by_id
+from ..merkle import LeaseTree, merkle_root
+from ..records import (
     Kind,
     LeaseIn,
     LeaseRecord,
     LeaseState,
-    MarketConfig,
-    Offer,
-    RegionMarket,
-    chain_leases_hash,
+    SignedBid,
+    SignedOffer,
+    channel_mask,
 )
-from .mechanisms import Allocation, Book, Mechanism, mechanism_by_id
-from .merkle import LeaseTree, merkle_root
 
-__all__ = [
-    "EpochOutcome",
-    "FrozenBook",
-    "OrderRefused",
-    "RegionSequencer",
-    "SignedBid",
-    "SignedOffer",
-    "Validator",
-    "settle_epoch",
-]
+if TYPE_CHECKING:
+    from .committee import EpochOutcome
+
+__all__ = ["FrozenBook", "OrderRefused", "RegionSequencer"]
 
 MAX_PRICE_WEI = 10**30  # far above any real price: beyond it a bid is absurd
 _STATE_OF_EVENT = {
@@ -66,18 +58,6 @@ class OrderRefused(LedgerError):
 
 
 @dataclass(frozen=True)
-class SignedOffer:
-    offer: Offer
-    sig: Sig
-
-
-@dataclass(frozen=True)
-class SignedBid:
-    bid: Bid
-    sig: Sig
-
-
-@dataclass(frozen=True)
 class FrozenBook:
     """An epoch's order book once closed: what every validator allocates from."""
 
@@ -93,27 +73,10 @@ class FrozenBook:
     extra: tuple[LeaseIn, ...] = ()  # committed cross-region parts, settled as they are
 
 
-@dataclass
-class EpochOutcome:
-    """What happened to one region's epoch."""
-
-    region: int
-    epoch: int
-    settled: bool
-    leases: list[LeaseRecord] = field(default_factory=list)
-    reason: str = ""
-    signers: int = 0
-    gas_used: int = 0
-    clearing_price_wei: int = 0  # highest unit price paid, 0 when nothing traded
-    welfare_wei: int = 0
-    offered_units: int = 0
-    tx_hash: str | None = None
-
-
 class RegionSequencer:
     """Collects and checks one region's signed offers and bids for the current epoch."""
 
-    def __init__(self, market: RegionMarket, config: MarketConfig) -> None:
+    def __init__(self, market: RegionMarket, config: RegionConfig) -> None:
         self.market = market
         self.config = config
         self.epoch: int | None = None
@@ -125,9 +88,10 @@ class RegionSequencer:
         self._bundles: list[tuple[bytes, bytes]] = []  # (spectrum, compute) bid digests
         self.free: dict[str, int] = {}  # free escrow as of the chain's head, from its events
         self.used_nonces: set[tuple[str, int]] = set()
+        # Occupancy changes only through _occupy, hold, release and commit_part below:
         self.occupied: dict[int, int] = {}  # slot -> channel bitmap of settled leases
         self.reserved: dict[int, int] = {}  # slot -> channels held for cross-region leases
-        self.committed_parts: list[Any] = []  # cross-region parts to settle this epoch
+        self.committed_parts: list[LeaseIn] = []  # cross-region parts to settle when due
         self.sold: dict[bytes, int] = {}  # compute offer hash -> units sold
         self.lease_words: dict[bytes, int] = {}  # lease id -> word, for checkpoints
         self.records: dict[bytes, LeaseRecord] = {}
@@ -194,11 +158,8 @@ class RegionSequencer:
         self.records[lease_id] = record
         self.used_nonces.add((record.buyer, record.nonce))
         self.lease_words[lease_id] = (int.from_bytes(record.record_hash(), "big") & ~0xFF) | 1
-        length = self.config.epoch_length_s
         if record.kind == Kind.SPECTRUM:
-            mask = ((1 << record.units) - 1) << record.first
-            for slot in range(record.start // length, record.end // length):
-                self.occupied[slot] = self.occupied.get(slot, 0) | mask
+            self._occupy(record)
         else:
             self.sold[record.offer_hash] = self.sold.get(record.offer_hash, 0) + record.units
 
@@ -226,7 +187,7 @@ class RegionSequencer:
                     f"band [{offer.lo}, {offer.hi}) is outside the region's "
                     f"channels [0, {self.config.num_channels})"
                 )
-            band = ((1 << (offer.hi - offer.lo)) - 1) << offer.lo
+            band = channel_mask(offer.lo, offer.hi - offer.lo)
             if band & self.config.protected_mask == band:
                 raise OrderRefused("band lies entirely in protected channels")
         elif not 0 < offer.hi <= 10**6:
@@ -260,16 +221,12 @@ class RegionSequencer:
                     f"band [{bid.lo}, {bid.hi}) for {bid.units} channels is outside the "
                     f"region's channels [0, {self.config.num_channels})"
                 )
-            band = ((1 << (bid.hi - bid.lo)) - 1) << bid.lo
+            band = channel_mask(bid.lo, bid.hi - bid.lo)
             if bin(band & ~self.config.protected_mask).count("1") < bid.units:
                 raise OrderRefused("band has too few unprotected channels")
-            whole_band = (bid.lo, bid.hi) == (0, self.config.num_channels)
-            if self.mechanism_id in (0, 1) and (bid.units != 1 or not whole_band):
-                raise OrderRefused(
-                    "this region's auction takes one-channel bids over the whole band"
-                )
-        elif self.mechanism_id in (0, 1) and bid.units != 1:
-            raise OrderRefused("this region's auction takes one-unit compute bids")
+        refusal = mechanism_by_id(self.mechanism_id).refusal(bid, self.config.num_channels)
+        if refusal is not None:
+            raise OrderRefused(refusal)
         digest = self.market.bid_digest(bid)
         if _signer(digest, s.sig) != bid.buyer:
             raise OrderRefused("bid signature is not its buyer's for this region and chain")
@@ -331,8 +288,7 @@ class RegionSequencer:
             bids=tuple(b.bid for b in bids),
             offer_keys=offer_digests,
             bid_keys=bid_digests,
-            occupied_mask=self.occupied.get(start // self.config.epoch_length_s, 0)
-            | self.reserved.get(start // self.config.epoch_length_s, 0),
+            occupied_mask=self.taken(start // self.config.epoch_length_s),
             sold_units=tuple(
                 self.sold.get(o.offer.struct_hash(self.config.region_id), 0) for o in offers
             ),
@@ -343,13 +299,9 @@ class RegionSequencer:
                 if s in position and c in position
             ),
         )
-        extra = tuple(
-            LeaseIn(p.offer.offer, p.offer.sig, p.bid.bid, p.bid.sig, p.first, p.price_wei)
-            for p in self.committed_parts
-            if (p.bid.bid.start, p.bid.bid.end) == (start, end)
-        )
+        extra = tuple(p for p in self.committed_parts if (p.bid.start, p.bid.end) == (start, end))
         self.committed_parts = [
-            p for p in self.committed_parts if (p.bid.bid.start, p.bid.bid.end) != (start, end)
+            p for p in self.committed_parts if (p.bid.start, p.bid.end) != (start, end)
         ]
         extra_digests = [self.market.bid_digest(lease.bid) for lease in extra]
         root = merkle_root([*offer_digests, *bid_digests, *extra_digests])
@@ -369,6 +321,7 @@ class RegionSequencer:
 
     # -- after settlement ------------------------------------------------------------------
     def apply(self, outcome: EpochOutcome) -> None:
+        """Take a settled epoch's leases into the view before the chain is read again."""
         length = self.config.epoch_length_s
         for record in outcome.leases:
             if record.lease_id not in self.records:
@@ -376,7 +329,43 @@ class RegionSequencer:
             self._remember(record)
             slot = record.start // length
             if self.reserved.get(slot) and record.kind == Kind.SPECTRUM:  # held, now leased
-                self.reserved[slot] &= ~(((1 << record.units) - 1) << record.first)
+                self.reserved[slot] &= ~channel_mask(record.first, record.units)
+
+    # -- occupancy: the one place channel bitmaps change -----------------------------------
+    def taken(self, slot: int) -> int:
+        """Channels of ``slot`` already leased or held for a cross-region lease."""
+        return self.occupied.get(slot, 0) | self.reserved.get(slot, 0)
+
+    def _occupy(self, record: LeaseRecord) -> None:
+        mask = channel_mask(record.first, record.units)
+        length = self.config.epoch_length_s
+        for slot in range(record.start // length, record.end // length):
+            self.occupied[slot] = self.occupied.get(slot, 0) | mask
+
+    def hold(self, lease: LeaseIn) -> bool:
+        """Hold a cross-region part's channels in its slot; False when they are not free
+        (taken, or protected). Compute parts need no channels."""
+        if lease.bid.kind != Kind.SPECTRUM:
+            return True
+        slot = lease.bid.start // self.config.epoch_length_s
+        mask = channel_mask(lease.first, lease.bid.units)
+        if self.taken(slot) & mask or mask & self.config.protected_mask:
+            return False
+        self.reserved[slot] = self.reserved.get(slot, 0) | mask
+        return True
+
+    def release(self, lease: LeaseIn) -> None:
+        """Give back what :meth:`hold` took (the cross-region lease was aborted)."""
+        if lease.bid.kind != Kind.SPECTRUM:
+            return
+        slot = lease.bid.start // self.config.epoch_length_s
+        self.reserved[slot] = self.reserved.get(slot, 0) & ~channel_mask(
+            lease.first, lease.bid.units
+        )
+
+    def commit_part(self, lease: LeaseIn) -> None:
+        """A committed cross-region part: it stays held and settles in its epoch's close."""
+        self.committed_parts.append(lease)
 
     def lease_tree(self) -> LeaseTree:
         return LeaseTree(self.lease_words)
@@ -394,69 +383,3 @@ def _signer(digest: bytes, sig: Any) -> str | None:
         return recover(digest, sig)
     except Exception:  # a malformed signature is simply not the right signer's
         return None
-
-
-class Validator:
-    """One committee member: re-runs the mechanism on its own and signs what it finds."""
-
-    def __init__(self, key: bytes) -> None:
-        self.key = key
-        self.address = Account.from_key(key).address
-
-    def allocate(self, frozen: FrozenBook, mechanism: Mechanism) -> Allocation:
-        return mechanism.allocate(frozen.book)
-
-    def attest(
-        self, frozen: FrozenBook, market: RegionMarket
-    ) -> tuple[bytes, Sig, list[LeaseIn], Allocation]:
-        mechanism = mechanism_by_id(frozen.mechanism_id)
-        allocation = self.allocate(frozen, mechanism)
-        leases = [
-            LeaseIn(
-                frozen.offers[a.offer].offer,
-                frozen.offers[a.offer].sig,
-                frozen.bids[a.bid].bid,
-                frozen.bids[a.bid].sig,
-                a.first,
-                a.price_wei,
-            )
-            for a in allocation.awards
-        ]
-        leases.extend(frozen.extra)
-        records = [lease.record(frozen.epoch, frozen.region) for lease in leases]
-        leases_hash = chain_leases_hash(records)
-        digest = market.settlement_digest(frozen.epoch, frozen.root, leases_hash)
-        return leases_hash, sign_digest(self.key, digest), leases, allocation
-
-
-async def settle_epoch(
-    market: RegionMarket, frozen: FrozenBook, validators: Sequence[Validator], threshold: int
-) -> EpochOutcome:
-    """Collect attestations; settle with ``threshold`` agreeing ones, or not at all."""
-    attestations = [(v, *v.attest(frozen, market)) for v in validators]
-    groups: dict[bytes, list[Any]] = {}
-    for validator, leases_hash, sig, leases, allocation in attestations:
-        groups.setdefault(leases_hash, []).append((validator, sig, leases, allocation))
-    leases_hash, group = max(groups.items(), key=lambda kv: (len(kv[1]), kv[0]))
-    outcome = EpochOutcome(
-        frozen.region,
-        frozen.epoch,
-        settled=False,
-        signers=len(group),
-        offered_units=len(frozen.offers),
-    )
-    if len(group) < threshold:
-        outcome.reason = (
-            f"only {len(group)} of the {threshold} required validators agree on a result"
-        )
-        return outcome
-    chosen = sorted(group[:threshold], key=lambda g: int(g[0].address, 16))
-    leases, allocation = chosen[0][2], chosen[0][3]
-    receipt = await market.settle(frozen.epoch, frozen.root, leases, [g[1] for g in chosen])
-    outcome.settled = True
-    outcome.leases = [lease.record(frozen.epoch, frozen.region) for lease in leases]
-    outcome.gas_used = receipt.gas_used
-    outcome.tx_hash = receipt.tx_hash
-    outcome.welfare_wei = allocation.welfare_wei(frozen.book)
-    outcome.clearing_price_wei = max((a.price_wei // a.units for a in allocation.awards), default=0)
-    return outcome

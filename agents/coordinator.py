@@ -1,0 +1,282 @@
+"""The training coordinator: the job's buyer, with the Lyapunov scheduler as its strategy.
+
+Its part of an epoch, in order:
+
+1. :meth:`Coordinator.bid` — the scheduler picks devices and bandwidth among the
+   devices on offer; each region's mechanism says how that demand is written as
+   bids (:meth:`ledger.mechanisms.Mechanism.orders_for`); the coordinator signs
+   them within its escrow and hands them to the region's sequencer;
+2. :meth:`Coordinator.train` — once leases settled, the round trains for real
+   with the devices that won and kept working, on the spectrum actually leased;
+3. :meth:`Coordinator.close_leases` — it completes its leases (sellers are paid)
+   and reports the devices that dropped out (their bonds are slashed);
+4. :meth:`Coordinator.confirm` — the round's update and metrics hashes go to the
+   root chain, against the job's escrowed budget.
+
+It joins every region with a deposit and posts the job on the root
+(:meth:`Coordinator.join`). A collaborative training pool is bought the same way
+(:meth:`Coordinator.pool_bids`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from eth_account import Account
+
+from ledger.bindings import RootLedger
+from ledger.chain import LedgerClient
+from ledger.config import RegionConfig
+from ledger.mechanisms import Demand, OrderGroup
+from ledger.records import Kind, LeaseRecord, Role, SignedBid
+from ledger.region import OrderRefused, RegionSequencer, Trader
+from ledger.tiered import TieredLedger
+from training.job import ScheduledJob
+from training.parallel.lease import PoolLease
+
+from .errors import AgentError
+from .roles import DEVICE, SERVER
+from .strategies import BiddingStrategy
+
+__all__ = ["ETH", "Coordinator", "RoundDone"]
+
+ETH = 10**18
+UNIT_WEI = 10**12
+SPECTRUM_VALUE_WEI = 4 * UNIT_WEI  # what one uplink channel is worth to the job, per epoch
+COMPUTE_VALUE_WEI = 6 * UNIT_WEI  # and one unit of device or edge-server compute
+MAX_CHANNELS_PER_DEVICE = 4
+
+
+@dataclass
+class RoundDone:
+    """A trained round, before its confirmation on the root."""
+
+    row: dict[str, Any]  # the metrics line the root's metrics hash commits to
+    update_hash: bytes
+    loss: float
+    accuracy: float | None  # None for regression tasks
+
+
+@dataclass
+class Coordinator:
+    """The buyer of one split-federated-LoRA job across every region."""
+
+    key: bytes
+    job: ScheduledJob | None  # None: a coordinator that buys only a training pool
+    strategy: BiddingStrategy
+    rounds: int = 0
+    traders: dict[int, Trader] = field(default_factory=dict)
+    round: int = 0
+    job_id: int = -1
+    budget_left_wei: int = 0
+    root: RootLedger | None = None
+
+    @property
+    def address(self) -> str:
+        return str(Account.from_key(self.key).address)
+
+    @property
+    def training(self) -> bool:
+        """Whether the job still has rounds to run."""
+        return self.round < self.rounds
+
+    # -- joining -------------------------------------------------------------------------
+    async def join(self, ledger: TieredLedger, deposit_wei: int, spec_hash: bytes) -> None:
+        """Register and deposit in every region, then post the job on the root with its
+        budget escrowed."""
+        for r, rt in ledger.regions.items():
+            trader = Trader(self.key, rt.market, rt.client)
+            await trader.join(Role.COORDINATOR, gas_money_wei=ETH, deposit_wei=deposit_wei)
+            self.traders[r] = trader
+        root_client = ledger.root.binding.client
+        mine = LedgerClient(root_client.backend, self.key)
+        self.root = ledger.root.as_client(mine)
+        await root_client.send(mine.address, value=2 * ETH, gas=21_000)
+        receipt = await self.root.binding.transact(
+            "post_job", spec_hash, self.rounds, mine.address, value=ETH, gas=400_000
+        )
+        self.job_id = int(receipt.event("JobPosted").args["job_id"])
+        self.budget_left_wei = ETH
+
+    # -- 1. bidding ------------------------------------------------------------------------
+    async def bid(
+        self,
+        ledger: TieredLedger,
+        slot: int,
+        on_offer: Mapping[int, int],
+        offered_hz: float,
+        refused: Callable[[str], None],
+    ) -> int:
+        """Decide with the scheduler among the devices ``on_offer`` (index -> region) and
+        bid in each region for slot ``slot``; returns how many orders were admitted."""
+        if not self.training or not on_offer:
+            return 0
+        assert self.job is not None, "a coordinator with rounds to run has a job"
+        schedule = self.job.plan(sorted(on_offer), offered_hz or 1.0)
+        admitted = 0
+        for r, rt in ledger.regions.items():
+            chosen = [k for k in schedule.devices if on_offer[k] == r]
+            if not chosen:
+                continue
+            share = np.mean([schedule.bandwidth_hz[k] for k in chosen])
+            channels = int(np.clip(share / rt.config.channel_width_hz, 1, MAX_CHANNELS_PER_DEVICE))
+            device = Demand(
+                DEVICE,
+                self.strategy.bid_wei(COMPUTE_VALUE_WEI),
+                channels,
+                self.strategy.bid_wei(SPECTRUM_VALUE_WEI),
+            )
+            server = Demand(SERVER, self.strategy.bid_wei(COMPUTE_VALUE_WEI))
+            groups = self._orders(rt.config, [device] * len(chosen) + [server])
+            window = rt.sequencer.window(slot)
+            admitted += await self._submit(rt.sequencer, self.traders[r], groups, window, refused)
+        return admitted
+
+    @staticmethod
+    def _orders(config: RegionConfig, demands: Sequence[Demand]) -> list[OrderGroup]:
+        mechanism = config.mechanism_rules
+        return [g for d in demands for g in mechanism.orders_for(d, config.num_channels)]
+
+    @staticmethod
+    async def _submit(
+        sequencer: RegionSequencer,
+        trader: Trader,
+        groups: Sequence[OrderGroup],
+        window: tuple[int, int],
+        refused: Callable[[str], None],
+    ) -> int:
+        admitted = 0
+        for group in groups:
+            signed = [
+                trader.bid(o.kind, o.lo, o.hi, o.units, *window, o.max_price_wei)
+                for o in group.orders
+            ]
+            try:
+                if group.together:
+                    spectrum, compute = sorted(signed, key=lambda s: s.bid.kind)
+                    await sequencer.submit_bundle(spectrum, compute)
+                else:
+                    for s in signed:
+                        await sequencer.submit_bid(s)
+                        admitted += 1
+                    continue
+            except OrderRefused as exc:
+                refused(f"coordinator: {exc.reason}")
+                continue
+            admitted += 1
+        return admitted
+
+    def pool_bids(
+        self,
+        lease: PoolLease,
+        config: RegionConfig,
+        window: tuple[int, int],
+        *,
+        device_price_wei: int,
+        channel_price_wei: int,
+    ) -> list[SignedBid]:
+        """Signed bids for a collaborative training pool (``lease``, from the planner) in one
+        epoch window of region ``config``, shaped by that region's mechanism."""
+        if lease.channels_per_device > config.num_channels:
+            raise AgentError(
+                f"the plan needs {lease.channels_per_device} channels per device "
+                f"({lease.link_bits_per_s / 1e6:,.0f} Mbit/s); region {config.region_id} has "
+                f"{config.num_channels}"
+            )
+        trader = self.traders[config.region_id]
+        demand = Demand(DEVICE, device_price_wei, lease.channels_per_device, channel_price_wei)
+        return [
+            trader.bid(o.kind, o.lo, o.hi, o.units, *window, o.max_price_wei)
+            for group in self._orders(config, [demand] * lease.devices)
+            for o in group.orders
+        ]
+
+    # -- 2. training ---------------------------------------------------------------------
+    def train(
+        self,
+        epoch: int,
+        working: Mapping[int, int],
+        spectrum_hz: Mapping[int, float],
+        channel_width_hz: Mapping[int, int],
+    ) -> RoundDone | None:
+        """Train one round with the ``working`` devices (index -> region). Each region's
+        leased uplink spectrum is shared by its working devices (one channel's width when
+        none settled); None when there is nothing to train."""
+        if not self.training or not working:
+            return None
+        assert self.job is not None, "a coordinator with rounds to run has a job"
+        per_region: dict[int, list[int]] = {}
+        for k in working:
+            per_region.setdefault(working[k], []).append(k)
+        bandwidth = {
+            k: spectrum_hz.get(r, channel_width_hz[r]) / len(ks)
+            for r, ks in per_region.items()
+            for k in ks
+        }
+        done = self.job.train(sorted(working), bandwidth)
+        result = done.result
+        row = {
+            "kind": "round",
+            "epoch": epoch,
+            "round": self.round,
+            "loss": round(result.test_loss, 6),
+            "accuracy": result.test_accuracy,
+            "delay_s": round(done.delay_s, 6),
+            "energy_j": round(done.energy_j, 6),
+            "epsilon": round(done.epsilon, 4),
+            "devices": len(working),
+        }
+        self.round += 1
+        return RoundDone(row, self._update_hash(), result.test_loss, result.test_accuracy)
+
+    def _update_hash(self) -> bytes:
+        assert self.job is not None
+        digest = hashlib.sha256()
+        lora = self.job.trainer.global_lora
+        for name in sorted(lora):
+            digest.update(lora[name].detach().numpy().tobytes())
+        return digest.digest()
+
+    # -- 3. the leases' end ----------------------------------------------------------------
+    async def close_leases(
+        self, leases: Sequence[tuple[int, LeaseRecord]], dropped_sellers: set[str]
+    ) -> tuple[dict[int, int], int]:
+        """Complete every lease but those of sellers that dropped out, which are reported
+        as defaulted. Returns (defaults per region, wei paid to sellers)."""
+        defaults: dict[int, int] = {}
+        spent = 0
+        for r, record in leases:
+            market = self.traders[r].market
+            if record.kind == Kind.COMPUTE and record.seller in dropped_sellers:
+                await market.lifecycle("report_default", record)
+                defaults[r] = defaults.get(r, 0) + 1
+            else:
+                await market.lifecycle("complete", record)
+                spent += record.price_wei
+        return defaults, spent
+
+    # -- 4. confirmation ---------------------------------------------------------------------
+    async def confirm(
+        self, done: RoundDone, spent_wei: int, write_line: Callable[[str], None]
+    ) -> None:
+        """Confirm the round on the root: ``write_line`` first keeps the exact metrics line
+        whose hash the root records, so an audit can check it."""
+        assert self.root is not None, "join first"
+        line = json.dumps(done.row, sort_keys=True)
+        write_line(line)
+        spend = min(spent_wei, self.budget_left_wei)
+        self.budget_left_wei -= spend
+        await self.root.binding.transact(
+            "confirm_round",
+            self.job_id,
+            done.row["round"],
+            done.update_hash,
+            hashlib.sha256(line.encode()).digest(),
+            spend,
+            gas=300_000,
+        )

@@ -1,0 +1,171 @@
+"""Who takes part in a run, built from a :class:`~agents.scenario.Scenario`.
+
+Every random choice is drawn from the generators handed in, in a fixed order,
+so the same scenario and seed give the same participants: terrestrial
+operators, satellite operators, edge servers, edge devices (each with its own
+key from the seed and its own generator), then the training job the
+coordinator buys for (its task, model, trainer, devices' channels, scheduler).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ledger.records import Role
+from ledger.tiered import derive_key
+from training.channel import ChannelState, DeviceProfile
+from training.config import ChannelConfig, EncoderConfig, FederatedConfig, LoraSettings
+from training.federated import FederatedTrainer
+from training.job import ScheduledJob
+from training.models import ServerModel, build_encoder, load_minilm
+from training.scheduler import LyapunovScheduler, SchedulerConfig
+from training.tasks import channel_prediction_task, sensor_task
+
+from .roles import Agent, EdgeDevice, EdgeServer, SatelliteOperator, TerrestrialOperator
+from .scenario import Scenario
+
+__all__ = ["UNIT_WEI", "Population", "build_job", "build_population"]
+
+UNIT_WEI = 10**12  # prices are drawn around this many wei per unit
+UPLOAD_BITS = 8e6  # what the scheduler assumes a device uploads per round
+COMPUTE_FLOPS = 2e9  # and computes: one round's local work on a device
+
+
+@dataclass
+class Population:
+    """The sellers of a run, in the order they were built (and join)."""
+
+    agents: list[Agent]
+
+    @property
+    def devices(self) -> dict[int, EdgeDevice]:
+        """The edge devices by their data partition."""
+        return {a.index: a for a in self.agents if isinstance(a, EdgeDevice)}
+
+    @property
+    def satellites(self) -> list[SatelliteOperator]:
+        return [a for a in self.agents if isinstance(a, SatelliteOperator)]
+
+
+def build_population(scenario: Scenario, rng: np.random.Generator) -> Population:
+    """The sellers of ``scenario``; reserve prices are drawn from ``rng``."""
+    sc, seed = scenario, scenario.seed
+    regions = [r.region_id for r in sc.regions]
+    channels = {r.region_id: r.num_channels for r in sc.regions}
+    crashes = {c.agent: c.epoch for c in sc.failures.agent_crashes}
+    agents: list[Agent] = []
+
+    def make(cls: type[Agent], name: str, role: Role, home: tuple[int, ...], **kw: Any) -> None:
+        agents.append(
+            cls(
+                name=name,
+                role=role,
+                key=derive_key(seed, f"agent-{name}"),
+                regions=home,
+                rng=np.random.default_rng([seed, len(agents)]),
+                crash_epoch=crashes.get(name),
+                **kw,
+            )
+        )
+
+    p = sc.participants
+    terrestrial_in = {
+        r: [i for i in range(p.terrestrial_operators) if regions[i % len(regions)] == r]
+        for r in regions
+    }
+    for i in range(p.terrestrial_operators):
+        r = regions[i % len(regions)]
+        share = terrestrial_in[r]
+        width = max(1, channels[r] // 2 // len(share))  # lower half of the band
+        lo = share.index(i) * width
+        make(
+            TerrestrialOperator,
+            f"terrestrial-{i}",
+            Role.TERRESTRIAL,
+            (r,),
+            lo=lo,
+            hi=min(channels[r], lo + width),
+            reserve_wei=int(UNIT_WEI * rng.uniform(0.5, 1.5)),
+        )
+    narrowest = min(channels[r] for r in regions)
+    for i in range(p.satellite_operators):
+        make(
+            SatelliteOperator,
+            f"satellite-{i}",
+            Role.SATELLITE,
+            tuple(regions),
+            pass_epochs=2,
+            lo=narrowest // 2,  # the upper half of every band it passes over
+            hi=narrowest,
+            reserve_wei=int(UNIT_WEI * rng.uniform(0.3, 1)),
+        )
+    for i in range(p.edge_servers):
+        make(
+            EdgeServer,
+            f"edge-server-{i}",
+            Role.EDGE_SERVER,
+            (regions[i % len(regions)],),
+            reserve_wei=int(2 * UNIT_WEI * rng.uniform(0.5, 1.5)),
+        )
+    for i in range(p.edge_devices):
+        make(
+            EdgeDevice,
+            f"device-{i}",
+            Role.EDGE_DEVICE,
+            (regions[i % len(regions)],),
+            index=i,
+            reserve_wei=int(UNIT_WEI * rng.uniform(0.5, 2)),
+        )
+    return Population(agents)
+
+
+def build_job(scenario: Scenario) -> ScheduledJob:
+    """The split-federated-LoRA job of ``scenario``: task, encoder, trainer, the devices'
+    channels and the Lyapunov scheduler, all seeded from the scenario."""
+    sc = scenario
+    n = sc.participants.edge_devices
+    if sc.job.task == "sensor":
+        task = sensor_task(examples=max(2000, 60 * n), test=500, seed=sc.seed)
+    else:
+        task = channel_prediction_task(examples=max(1500, 50 * n), test=400, seed=sc.seed)
+    torch.manual_seed(sc.seed)
+    encoder = (
+        load_minilm() if sc.job.model == "minilm" else build_encoder(EncoderConfig(), seed=sc.seed)
+    )
+    lora = LoraSettings(rank=sc.job.lora_rank, alpha=2 * sc.job.lora_rank)
+    trainer = FederatedTrainer(
+        task,
+        ServerModel(encoder, lora),
+        FederatedConfig(
+            devices=n,
+            devices_per_round=min(n, sc.job.devices_per_round),
+            rounds=sc.job.rounds,
+            seed=sc.seed,
+            clip_norm=sc.job.clip_norm,
+        ),
+    )
+    ch_rng = np.random.default_rng([sc.seed, 7])
+    profiles = [
+        DeviceProfile(
+            distance_m=float(ch_rng.uniform(30, 250)),
+            flops_per_s=float(ch_rng.uniform(5e9, 3e10)),
+            examples=trainer.examples[i],
+        )
+        for i in range(n)
+    ]
+    scheduler = LyapunovScheduler(
+        SchedulerConfig(
+            v=sc.job.v,
+            delay_budget_s=sc.job.delay_budget_s,
+            upload_bits=UPLOAD_BITS,
+            compute_flops=COMPUTE_FLOPS,
+            max_devices=min(n, sc.job.devices_per_round),
+        )
+    )
+    return ScheduledJob(
+        trainer, scheduler, ChannelState(ChannelConfig(), profiles, ch_rng), profiles
+    )

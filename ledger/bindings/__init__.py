@@ -1,0 +1,8 @@
+"""Typed bindings of the two contracts: a region's ``RegionMarket`` and the ``RootLedger``."""
+
+from __future__ import annotations
+
+from .region_market import LIFECYCLE_ACTIONS, MARKET_DOMAIN, RegionMarket
+from .root_ledger import ROOT_DOMAIN, RootLedger
+
+__all__ = ["LIFECYCLE_ACTIONS", "MARKET_DOMAIN", "ROOT_DOMAIN", "RegionMarket", "RootLedger"]

@@ -1,0 +1,288 @@
+"""Pure records of the market: offers, bids, leases and their lifecycle states.
+
+The dataclasses mirror the Vyper structs of ``RegionMarket`` field for field and
+their hashes are computed here exactly as the contract computes them, so the
+sequencers, committees, agents and auditors agree with the chain on every
+digest. Nothing here talks to a chain: importing this module loads neither web3
+nor eth-tester (tests/test_layers.py checks it), so mechanisms and agents can
+reason about orders without a node.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from operator import attrgetter
+from typing import Any
+
+from eth_utils import keccak
+
+from .addresses import checksum_address
+from .eip712 import BID_TYPE, OFFER_TYPE, Sig, abi_words, struct_hash
+
+__all__ = [
+    "Bid",
+    "CrossState",
+    "Kind",
+    "LeaseIn",
+    "LeaseRecord",
+    "LeaseState",
+    "Offer",
+    "Role",
+    "SignedBid",
+    "SignedOffer",
+    "chain_leases_hash",
+    "channel_mask",
+    "field_values",
+]
+
+_ZERO32 = b"\0" * 32
+
+
+class Kind(enum.IntEnum):
+    """What a lease is for."""
+
+    SPECTRUM = 0  # contiguous channels of the region's grid, over time slots
+    COMPUTE = 1  # units of an offer's compute capacity
+
+
+class Role(enum.IntEnum):
+    """A participant's registered role in a region."""
+
+    SATELLITE = 1  # satellite operator: bands over regions during passes
+    TERRESTRIAL = 2  # terrestrial operator: bands and edge-server compute
+    EDGE_DEVICE = 3  # idle compute, local data, needs uplink bandwidth
+    EDGE_SERVER = 4  # compute for the frozen encoder
+    COORDINATOR = 5  # a training job's coordinator (buyer)
+
+
+class LeaseState(enum.IntEnum):
+    """A lease's lifecycle state, as the contract stores it."""
+
+    NONE = 0  # never settled
+    ACTIVE = 1  # settled; the price is locked
+    COMPLETED = 2  # the seller was paid
+    RELINQUISHED = 3  # the buyer ended it early; unused share refunded
+    DEFAULTED = 4  # the seller missed heartbeats; buyer refunded, bond slashed
+    EXPIRED = 5  # nobody claimed it after its end; buyer refunded
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A seller's signed offer: channels [lo, hi) or ``hi`` compute units, over [start, end)."""
+
+    seller: str
+    kind: int
+    lo: int
+    hi: int
+    start: int
+    end: int
+    reserve_wei: int  # per unit (channel or compute unit) for the window
+    nonce: int
+
+    def struct_hash(self, region: int) -> bytes:
+        return struct_hash(
+            OFFER_TYPE,
+            ["uint256", "address", *["uint256"] * 7],
+            [
+                region,
+                self.seller,
+                self.kind,
+                self.lo,
+                self.hi,
+                self.start,
+                self.end,
+                self.reserve_wei,
+                self.nonce,
+            ],
+        )
+
+    def as_abi(self) -> tuple[Any, ...]:
+        """The contract's Offer: the seller's address as a uint256 word (see RegionMarket)."""
+        return (int(self.seller, 16), *field_values(self)[1:])
+
+    @classmethod
+    def from_abi(cls, raw: Sequence[Any]) -> Offer:
+        return cls(_address(raw[0]), *raw[1:])
+
+
+def _address(word: int) -> str:
+    return checksum_address(word.to_bytes(20, "big"))
+
+
+@dataclass(frozen=True)
+class Bid:
+    """A buyer's signed bid: ``units`` channels within [lo, hi) (or compute units)."""
+
+    buyer: str
+    kind: int
+    lo: int
+    hi: int
+    units: int
+    start: int
+    end: int
+    max_price_wei: int  # for the whole lease
+    nonce: int  # each (buyer, nonce) settles at most once
+
+    def struct_hash(self, region: int) -> bytes:
+        return struct_hash(
+            BID_TYPE,
+            ["uint256", "address", *["uint256"] * 8],
+            [
+                region,
+                self.buyer,
+                self.kind,
+                self.lo,
+                self.hi,
+                self.units,
+                self.start,
+                self.end,
+                self.max_price_wei,
+                self.nonce,
+            ],
+        )
+
+    def lease_id(self) -> bytes:
+        return keccak(abi_words(("address", "uint256"), (self.buyer, self.nonce)))
+
+    def as_abi(self) -> tuple[Any, ...]:
+        """The contract's Bid: the buyer's address as a uint256 word (see RegionMarket)."""
+        return (int(self.buyer, 16), *field_values(self)[1:])
+
+    @classmethod
+    def from_abi(cls, raw: Sequence[Any]) -> Bid:
+        return cls(_address(raw[0]), *raw[1:])
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    """A settled lease, as hashed into ``lease_word`` and emitted in LeaseActivated."""
+
+    epoch: int
+    kind: int
+    seller: str
+    buyer: str
+    nonce: int
+    first: int
+    units: int
+    start: int
+    end: int
+    price_wei: int
+    offer_hash: bytes
+
+    _TYPES = ("uint256", "uint256", "address", "address", *["uint256"] * 6, "bytes32")
+
+    def record_hash(self) -> bytes:
+        return keccak(abi_words(self._TYPES, field_values(self)))
+
+    @property
+    def lease_id(self) -> bytes:
+        return keccak(abi_words(("address", "uint256"), (self.buyer, self.nonce)))
+
+    def as_abi(self) -> tuple[Any, ...]:
+        return field_values(self)
+
+    @classmethod
+    def from_event(cls, args: dict[str, Any]) -> LeaseRecord:
+        return cls(
+            epoch=args["epoch"],
+            kind=args["kind"],
+            seller=checksum_address(args["seller"]),
+            buyer=checksum_address(args["buyer"]),
+            nonce=args["nonce"],
+            first=args["first"],
+            units=args["units"],
+            start=args["start"],
+            end=args["end"],
+            price_wei=args["price_wei"],
+            offer_hash=bytes(args["offer_hash"]),
+        )
+
+
+@dataclass(frozen=True)
+class LeaseIn:
+    """One lease of a settlement: the signed offer and bid, the channel and the price."""
+
+    offer: Offer
+    offer_sig: Sig
+    bid: Bid
+    bid_sig: Sig
+    first: int
+    price_wei: int
+
+    def record(self, epoch: int, region: int) -> LeaseRecord:
+        return LeaseRecord(
+            epoch=epoch,
+            kind=self.bid.kind,
+            seller=self.offer.seller,
+            buyer=self.bid.buyer,
+            nonce=self.bid.nonce,
+            first=self.first,
+            units=self.bid.units,
+            start=self.bid.start,
+            end=self.bid.end,
+            price_wei=self.price_wei,
+            offer_hash=self.offer.struct_hash(region),
+        )
+
+    def as_abi(self) -> tuple[Any, ...]:
+        return (
+            self.offer.as_abi(),
+            self.offer_sig.as_tuple(),
+            self.bid.as_abi(),
+            self.bid_sig.as_tuple(),
+            self.first,
+            self.price_wei,
+        )
+
+
+class CrossState(enum.IntEnum):
+    """A cross-region lease's state on the root chain."""
+
+    NONE = 0  # never prepared
+    PREPARED = 1  # waiting for every region's committee
+    COMMITTED = 2  # every region reserved its part: active everywhere
+    ABORTED = 3  # a region refused, or the deadline passed: active nowhere
+
+
+_GETTERS: dict[type, Any] = {}
+
+
+def field_values(obj: Any) -> tuple[Any, ...]:
+    """A flat dataclass's field values in order (``astuple`` deep-copies every value)."""
+    getter = _GETTERS.get(type(obj))
+    if getter is None:
+        getter = _GETTERS[type(obj)] = attrgetter(*(f.name for f in fields(obj)))
+    return getter(obj)  # type: ignore[no-any-return]
+
+
+def chain_leases_hash(records: Sequence[LeaseRecord]) -> bytes:
+    """h_0 = 0, h_i = keccak(h_{i-1} ++ record_hash_i): what the committee signs."""
+    h = _ZERO32
+    for record in records:
+        h = keccak(h + record.record_hash())
+    return h
+
+
+def channel_mask(first: int, units: int) -> int:
+    """The bitmap of channels ``first .. first + units - 1``: the one formula for every
+    occupancy, reservation, protected-band and overlap check (sequencer, cross-region
+    leases, audit)."""
+    return ((1 << units) - 1) << first
+
+
+@dataclass(frozen=True)
+class SignedOffer:
+    """An offer with its seller's EIP-712 signature, as it reaches a sequencer."""
+
+    offer: Offer
+    sig: Sig
+
+
+@dataclass(frozen=True)
+class SignedBid:
+    """A bid with its buyer's EIP-712 signature, as it reaches a sequencer."""
+
+    bid: Bid
+    sig: Sig

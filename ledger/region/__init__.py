@@ -1,0 +1,29 @@
+"""One region shard at work: where a bid is checked and an epoch is settled.
+
+- ``sequencer``  admits signed offers and bids (refusing each bad one with its
+                 reason) and freezes the epoch's book at close
+- ``committee``  validators re-run the mechanism and sign; a quorum settles
+- ``worker``     a region's committee and settlement in a process of its own (rpc)
+- ``trader``     one account on one market: join, sign offers and bids
+
+Epoch ``e`` of a region leases time slot ``e``: ``[e L, (e + 1) L)``.
+"""
+
+from __future__ import annotations
+
+from .committee import EpochOutcome, Validator, settle_epoch
+from .sequencer import FrozenBook, OrderRefused, RegionSequencer
+from .trader import Trader
+from .worker import RegionWorker, WorkerConfig
+
+__all__ = [
+    "EpochOutcome",
+    "FrozenBook",
+    "OrderRefused",
+    "RegionSequencer",
+    "RegionWorker",
+    "Trader",
+    "Validator",
+    "WorkerConfig",
+    "settle_epoch",
+]
