@@ -6,7 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from ledger.testnet import AnvilNode, anvil
+from ledger.chain import use_fast_keccak
+from ledger.chain.testnet import AnvilNode, anvil
+
+use_fast_keccak()  # the suite is an entry point: it chooses eth-hash's keccak, as the CLI does
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from agents.cli import main
-from ledger.artifacts import CONTRACTS_DIR, build_all, check_all, load_artifact
+from ledger.chain.artifacts import CONTRACTS_DIR, build_all, check_all, load_artifact
 from ledger.errors import ArtifactError
 
 
@@ -73,7 +73,7 @@ def test_runtime_never_imports_the_compiler():
     import sys
 
     code = (
-        "import sys, asyncio; from ledger import load_artifact, open_backend; "
+        "import sys, asyncio; from ledger.chain import load_artifact, open_backend; "
         "load_artifact('Probe'); print('vyper' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

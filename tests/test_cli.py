@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from agents.cli import main
-from ledger.testnet import free_port
+from ledger.chain.testnet import free_port
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -43,7 +43,7 @@ def test_unreachable_rpc_url_is_one_clear_line():
 
 
 def test_missing_anvil_names_the_setup_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from ledger import testnet
+    from ledger.chain import testnet
 
     monkeypatch.setattr(testnet, "REPO_ROOT", tmp_path)  # no node_modules there
     monkeypatch.setenv("PATH", str(tmp_path))

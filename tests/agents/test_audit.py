@@ -19,11 +19,13 @@ import rlp
 from agents.run import Simulation
 from agents.scenario import load_scenario
 from ledger.audit import Audit, run_audit
+from ledger.chain import EmbeddedChains, RpcChains
+from ledger.config import RegionConfig
 from ledger.crossregion import CrossRegionLease
-from ledger.market import LeaseRecord, Role
 from ledger.merkle import EMPTY_ROOT
-from ledger.tiered import RegionSpec, TieredLedger, derive_key
-from ledger.trader import Trader
+from ledger.records import LeaseRecord, Role
+from ledger.region import Trader
+from ledger.tiered import TieredLedger, derive_key
 
 from .test_run import SMALL
 
@@ -110,7 +112,7 @@ def test_a_modified_block_header_is_detected(run: Path):
     from eth.db.atomic import AtomicDB
     from eth.db.chain import ChainDB
 
-    from ledger.backends._sqlite_db import SQLiteKV
+    from ledger.chain.backends._sqlite_db import SQLiteKV
 
     kv = SQLiteKV(path, read_only=True)
     block_hash = ChainDB(AtomicDB(kv)).get_canonical_block_hash(5)
@@ -208,7 +210,7 @@ def test_overlap_protected_and_capacity_checks():
             b"\5" * 32,
         )
 
-    from ledger.market import Offer
+    from ledger.records import Offer
 
     offer = Offer("0x" + "11" * 20, 1, 0, 2, 600, 660, 1, 0)
     occupancy: dict = {}
@@ -225,7 +227,10 @@ def test_overlap_protected_and_capacity_checks():
 # -- root: checkpoints and cross-region leases -------------------------------------------------
 async def _ledger_with_traders(tmp_path: Path) -> tuple[TieredLedger, dict]:
     ledger = await TieredLedger.create(
-        tmp_path / "run", [RegionSpec(1), RegionSpec(2)], seed=2, genesis_timestamp=1_900_000_000
+        tmp_path / "run",
+        [RegionConfig(1), RegionConfig(2)],
+        seed=2,
+        chains=EmbeddedChains(tmp_path / "run" / "chains", genesis_timestamp=1_900_000_000),
     )
     parties = {}
     for r in (1, 2):
@@ -240,7 +245,7 @@ async def _ledger_with_traders(tmp_path: Path) -> tuple[TieredLedger, dict]:
 
 async def test_bogus_checkpoint_and_broken_cross_region_leases_are_reported(tmp_path: Path):
     from ledger.crossregion import Part
-    from ledger.market import quorum_sign
+    from ledger.eip712 import quorum_sign
 
     ledger, parties = await _ledger_with_traders(tmp_path)
     head = int((await ledger.root_backend.web3.eth.get_block("latest"))["timestamp"])
@@ -330,7 +335,7 @@ def test_report_renders_in_headless_chromium(run: Path):
 @pytest.mark.anvil
 @pytest.mark.slow
 async def test_audit_of_a_live_testnet_by_manifest(tmp_path: Path):
-    from ledger import testnet as tn
+    from ledger.chain import testnet as tn
 
     nodes = tn.testnet_up(3, tmp_path / "tn")  # root, region-0, region-1, region-2
     try:
@@ -339,8 +344,7 @@ async def test_audit_of_a_live_testnet_by_manifest(tmp_path: Path):
         summary = await Simulation(
             load_scenario(tmp_path / "small.toml"),
             tmp_path / "run",
-            backend="rpc",
-            manifest=manifest,
+            chains=RpcChains(manifest),
         ).run()
         out = await asyncio.to_thread(cli, "--manifest", str(manifest), "--json")
         verdict = json.loads(out.stdout)

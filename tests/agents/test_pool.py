@@ -6,12 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from agents.coordinator import Coordinator
 from agents.errors import AgentError
-from agents.pool import pool_bids
 from agents.roles import DEVICE
-from ledger.market import Kind, Role
-from ledger.tiered import RegionSpec, TieredLedger, derive_key
-from ledger.trader import Trader
+from agents.strategies import Truthful
+from ledger.chain import EmbeddedChains
+from ledger.config import RegionConfig
+from ledger.records import Kind, Role
+from ledger.region import Trader
+from ledger.tiered import TieredLedger, derive_key
 from training.parallel import DeviceProfile, TransformerShape, lease_request, plan
 
 GENESIS = 1_900_000_000
@@ -34,8 +37,9 @@ async def test_the_plan_is_bought_and_settled_on_the_ledger(tmp_path: Path, mech
     chosen = plan(BIG, pool(6), "energy")
     lease = lease_request(chosen, 100, channel_width_hz=10e6, spectral_efficiency_bps_per_hz=5.0)
     assert lease.devices >= 2 and lease.channels_per_device == 4  # 200 Mbit/s, 50 per channel
-    spec = RegionSpec(1, "edge", mechanism, num_channels=16)
-    tl = await TieredLedger.create(tmp_path / "run", [spec], seed=3, genesis_timestamp=GENESIS)
+    spec = RegionConfig(1, "edge", mechanism, num_channels=16)
+    chains = EmbeddedChains(tmp_path / "run" / "chains", genesis_timestamp=GENESIS)
+    tl = await TieredLedger.create(tmp_path / "run", [spec], seed=3, chains=chains)
     try:
         rt = tl.regions[1]
         devices = []
@@ -45,8 +49,9 @@ async def test_the_plan_is_bought_and_settled_on_the_ledger(tmp_path: Path, mech
             devices.append(t)
         operator = Trader(derive_key(5, "operator"), rt.market, rt.client)
         await operator.join(Role.TERRESTRIAL, bond_wei=ETH)
-        coordinator = Trader(derive_key(5, "coordinator"), rt.market, rt.client)
-        await coordinator.join(Role.COORDINATOR, deposit_wei=ETH)
+        buyer = Trader(derive_key(5, "coordinator"), rt.market, rt.client)
+        await buyer.join(Role.COORDINATOR, deposit_wei=ETH)
+        coordinator = Coordinator(buyer.key, None, Truthful(), traders={1: buyer})
         head = int((await tl.root_backend.web3.eth.get_block("latest"))["timestamp"])
         epoch = head // 60 + 5
         await rt.sequencer.open(epoch)
@@ -54,8 +59,7 @@ async def test_the_plan_is_bought_and_settled_on_the_ledger(tmp_path: Path, mech
         for t in devices:
             await rt.sequencer.submit_offer(t.offer(Kind.COMPUTE, DEVICE, 1, *window, 10**12))
         await rt.sequencer.submit_offer(operator.offer(Kind.SPECTRUM, 0, 16, *window, 10**12))
-        for bid in pool_bids(
-            coordinator,
+        for bid in coordinator.pool_bids(
             lease,
             spec,
             window,
@@ -77,6 +81,8 @@ async def test_the_plan_is_bought_and_settled_on_the_ledger(tmp_path: Path, mech
 def test_a_plan_that_needs_more_channels_than_the_region_has_is_refused():
     chosen = plan(BIG, pool(6), "energy")
     lease = lease_request(chosen, 10, channel_width_hz=1e6, spectral_efficiency_bps_per_hz=1.0)
-    spec = RegionSpec(1, "edge", "second_price", num_channels=16)
+    spec = RegionConfig(1, "edge", "second_price", num_channels=16)
     with pytest.raises(AgentError, match="needs 200 channels per device .* region 1 has 16"):
-        pool_bids(None, lease, spec, (0, 60), device_price_wei=1, channel_price_wei=1)  # type: ignore[arg-type]
+        Coordinator(b"\1" * 32, None, Truthful()).pool_bids(
+            lease, spec, (0, 60), device_price_wei=1, channel_price_wei=1
+        )

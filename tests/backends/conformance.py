@@ -12,8 +12,7 @@ import asyncio
 
 import pytest
 
-from ledger.backends import ChainBackend, dev_keys
-from ledger.client import LedgerClient, LogIndex
+from ledger.chain import ChainBackend, LedgerClient, LogIndex, dev_keys
 from ledger.errors import TransactionReverted
 
 GAS = 100_000

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger.backends import dev_keys, open_backend
-from ledger.backends.embedded import EmbeddedBackend
-from ledger.client import LedgerClient, LogIndex
+from ledger.chain import LedgerClient, LogIndex, dev_keys, open_backend
+from ledger.chain.backends.embedded import EmbeddedBackend
 from ledger.errors import ChainDataError, ConfigError
 
 from .conformance import GAS, BackendConformance
@@ -67,7 +66,7 @@ async def test_another_process_reopens_the_chain(tmp_path: Path):
     written = await _write_chain(tmp_path)
     script = textwrap.dedent(f"""
         import asyncio
-        from ledger.backends.embedded import EmbeddedBackend
+        from ledger.chain.backends.embedded import EmbeddedBackend
         async def main():
             chain = EmbeddedBackend({str(tmp_path)!r}, chain_name="root", read_only=True)
             block = await chain.web3.eth.get_block({written["head"]})

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.backends import dev_keys, open_backend
-from ledger.client import LedgerClient
+from ledger.chain import LedgerClient, dev_keys, open_backend
+from ledger.chain.testnet import AnvilNode, free_port, stop_node
 from ledger.errors import ConfigError, NodeUnavailable
-from ledger.testnet import AnvilNode, free_port, stop_node
 
 from .conformance import BackendConformance
 

@@ -11,22 +11,12 @@ from dataclasses import dataclass, field, replace
 
 from eth_account import Account
 
-from ledger.backends import dev_keys
-from ledger.backends.embedded import EmbeddedBackend
-from ledger.client import LedgerClient
-from ledger.eip712 import Sig
-from ledger.market import (
-    Bid,
-    Kind,
-    LeaseIn,
-    LeaseRecord,
-    MarketConfig,
-    Offer,
-    RegionMarket,
-    Role,
-    chain_leases_hash,
-    quorum_sign,
-)
+from ledger.bindings import RegionMarket
+from ledger.chain import LedgerClient, dev_keys
+from ledger.chain.backends.embedded import EmbeddedBackend
+from ledger.config import RegionConfig
+from ledger.eip712 import Sig, quorum_sign
+from ledger.records import Bid, Kind, LeaseIn, LeaseRecord, Offer, Role, chain_leases_hash
 
 GENESIS = 1_900_000_000  # in the future, so block times are ours and not the wall clock's
 EPOCH = 60
@@ -153,14 +143,19 @@ async def make_market(**config: object) -> Market:
     all_keys = dev_keys(10)
     keys = {name: all_keys[i] for name, i in PARTICIPANTS.items()}
     committee = all_keys[1:4]
-    cfg = MarketConfig(
+    if "protected_mask" in config:  # a bitmap, as the contract takes it
+        mask = int(config.pop("protected_mask"))  # type: ignore[call-overload]
+        config["protected_channels"] = tuple(c for c in range(256) if mask >> c & 1)
+    cfg = RegionConfig(
         region_id=REGION,
-        committee=tuple(address(k) for k in committee),
+        committee_size=len(committee),
         threshold=2,
         epoch_length_s=EPOCH,
         **config,
     )  # type: ignore[arg-type]
-    market = await RegionMarket.deploy(LedgerClient(backend, keys["admin"]), cfg)
+    market = await RegionMarket.deploy(
+        LedgerClient(backend, keys["admin"]), cfg, [address(k) for k in committee]
+    )
     m = Market(backend, market, list(committee), keys)
     m.views["admin"] = market  # one client per key: the deployer's
     for seller in ("seller", "seller2"):

@@ -20,7 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from ledger.eip712 import recover
 from ledger.errors import TransactionReverted
-from ledger.market import LeaseIn, LeaseRecord
+from ledger.records import LeaseIn, LeaseRecord
 
 from .harness import EPOCH, ETH, Market, make_market
 

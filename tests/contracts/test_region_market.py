@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from ledger.artifacts import Artifact, compile_source
-from ledger.client import LedgerClient
-from ledger.eip712 import HALF_N, Sig
+from ledger.bindings import RegionMarket
+from ledger.chain import LedgerClient
+from ledger.chain.artifacts import Artifact, compile_source
+from ledger.eip712 import HALF_N, Sig, quorum_sign
 from ledger.errors import TransactionReverted
-from ledger.market import Kind, LeaseIn, LeaseState, RegionMarket, Role, quorum_sign
+from ledger.records import Kind, LeaseIn, LeaseState, Role
 
 from .harness import EPOCH, ETH, REGION, Market, make_market, with_price
 
@@ -126,7 +127,7 @@ def test_bid_digest_matches_eth_account_typed_data():
     from eth_utils import keccak
 
     from ledger.eip712 import domain_separator, typed_digest
-    from ledger.market import Bid
+    from ledger.records import Bid
 
     bid = Bid("0x" + "11" * 20, 0, 2, 9, 3, 120, 240, 5 * 10**15, 4)
     contract = "0x" + "22" * 20
@@ -287,8 +288,8 @@ async def test_settle_records_spectrum_and_compute_leases(m: Market):
 async def test_settle_events_carry_every_lease_field(m: Market):
     lease = await spectrum_lease(m)
     await m.settle(1, [lease])
-    from ledger.client import LogIndex
-    from ledger.market import LeaseRecord
+    from ledger.chain import LogIndex
+    from ledger.records import LeaseRecord
 
     index = LogIndex(m.market.binding.client)
     index.watch(m.market.binding)
@@ -672,15 +673,18 @@ async def test_compute_of_another_class_is_refused(m: Market):
     ],
 )
 async def test_constructor_rejections(m: Market, kwargs: dict, reason: str):
-    from ledger.market import MarketConfig
+    from ledger.config import RegionConfig
 
-    base = MarketConfig(region_id=1, committee=("0x" + "11" * 20, "0x" + "22" * 20), threshold=1)
-    config = object.__new__(MarketConfig)  # skip MarketConfig's own checks: test the contract's
+    committee = kwargs.pop("committee", ("0x" + "11" * 20, "0x" + "22" * 20))
+    base = RegionConfig(region_id=1, committee_size=2, threshold=1)
+    config = object.__new__(RegionConfig)  # skip RegionConfig's own checks: test the contract's
     for field_name, value in {**base.__dict__, **kwargs}.items():
         object.__setattr__(config, field_name, value)
     await reverts(
         reason,
-        m.market.binding.client.deploy("RegionMarket", *config.constructor_args(), gas=6_000_000),
+        m.market.binding.client.deploy(
+            "RegionMarket", *config.constructor_args(committee), gas=6_000_000
+        ),
     )
 
 

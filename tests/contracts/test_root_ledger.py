@@ -6,12 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.backends import dev_keys
-from ledger.backends.embedded import EmbeddedBackend
-from ledger.client import LedgerClient
+from ledger.bindings import RootLedger
+from ledger.chain import LedgerClient, dev_keys
+from ledger.chain.backends.embedded import EmbeddedBackend
+from ledger.eip712 import quorum_sign
 from ledger.errors import TransactionReverted
-from ledger.market import CrossState, RootLedger, quorum_sign
 from ledger.merkle import EMPTY_ROOT, LeaseTree, verify_proof
+from ledger.records import CrossState
 
 from .harness import GENESIS, address
 

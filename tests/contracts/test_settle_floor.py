@@ -6,8 +6,7 @@ from __future__ import annotations
 from eth_account import Account
 from eth_utils import keccak
 
-from ledger.backends import dev_keys, open_backend
-from ledger.client import LedgerClient
+from ledger.chain import LedgerClient, dev_keys, open_backend
 from ledger.eip712 import sign_digest
 
 from .test_region_market import reverts

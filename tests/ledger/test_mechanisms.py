@@ -10,7 +10,6 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ledger.errors import ConfigError
-from ledger.market import Bid, Offer
 from ledger.mechanisms import (
     MECHANISMS,
     Allocation,
@@ -21,6 +20,7 @@ from ledger.mechanisms import (
     mechanism_by_id,
     mechanism_by_name,
 )
+from ledger.records import Bid, Offer
 
 START, END = 600, 660
 CHANNELS = 8

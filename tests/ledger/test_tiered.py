@@ -10,25 +10,31 @@ from pathlib import Path
 
 import pytest
 
+from ledger.chain import EmbeddedChains
+from ledger.config import RegionConfig
 from ledger.crossregion import CrossRegionLease, Part
 from ledger.eip712 import Sig
 from ledger.errors import ConfigError, NodeUnavailable
-from ledger.market import CrossState, LeaseState, Role
-from ledger.region import OrderRefused, Validator
-from ledger.tiered import RegionSpec, TieredLedger, derive_key
-from ledger.trader import Trader
+from ledger.records import CrossState, LeaseState, Role
+from ledger.region import OrderRefused, Trader, Validator
+from ledger.tiered import TieredLedger, derive_key
 
 GENESIS = 1_900_000_000
 ETH = 10**18
 SPECS = [
-    RegionSpec(1, "north", "second_price", protected_channels=(7,)),
-    RegionSpec(2, "south", "proportional_fair", num_channels=8),
+    RegionConfig(1, "north", "second_price", protected_channels=(7,)),
+    RegionConfig(2, "south", "proportional_fair", num_channels=8),
 ]
 
 
 @pytest.fixture
 async def ledger(tmp_path: Path):
-    tl = await TieredLedger.create(tmp_path / "run", SPECS, seed=7, genesis_timestamp=GENESIS)
+    tl = await TieredLedger.create(
+        tmp_path / "run",
+        SPECS,
+        seed=7,
+        chains=EmbeddedChains(tmp_path / "run" / "chains", genesis_timestamp=GENESIS),
+    )
     yield tl
     await tl.close()
 
@@ -93,9 +99,9 @@ async def test_reopen_in_another_process(ledger: TieredLedger):
 
 async def test_bad_specs_are_refused(tmp_path: Path):
     with pytest.raises(ConfigError, match="threshold 4 must be 1..committee_size"):
-        RegionSpec(1, threshold=4)
+        RegionConfig(1, threshold=4)
     with pytest.raises(ConfigError, match="unknown mechanism 'vcg'"):
-        RegionSpec(1, mechanism="vcg")
+        RegionConfig(1, mechanism="vcg")
     with pytest.raises(ConfigError, match="no ledger at"):
         await TieredLedger.open(tmp_path)
 
@@ -243,7 +249,7 @@ async def test_a_dead_region_does_not_stop_the_others(ledger: TieredLedger, monk
         seq = ledger.regions[r].sequencer
         start, end = seq.window(epoch)
         await seq.submit_offer(seller.offer(0, 0, 4, start, end, 10))
-        hi = ledger.regions[r].spec.num_channels
+        hi = ledger.regions[r].config.num_channels
         await seq.submit_bid(buyer.bid(0, 0, hi, 1, start, end, 10**15))
 
     async def down(*args, **kwargs):

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from ledger import testnet as tn
-from ledger.tiered import RegionSpec, TieredLedger
+from ledger.chain import RpcChains
+from ledger.chain import testnet as tn
+from ledger.config import RegionConfig
+from ledger.tiered import TieredLedger
 
 from .test_tiered import open_epoch, traders
 
@@ -24,8 +26,8 @@ def testnet(tmp_path: Path):
 
 async def test_stopping_one_region_node_does_not_stop_the_other(tmp_path: Path, testnet):
     manifest, nodes = testnet
-    specs = [RegionSpec(0, "west"), RegionSpec(1, "east")]
-    ledger = await TieredLedger.create(tmp_path / "run", specs, backend="rpc", manifest=manifest)
+    specs = [RegionConfig(0, "west"), RegionConfig(1, "east")]
+    ledger = await TieredLedger.create(tmp_path / "run", specs, chains=RpcChains(manifest))
     try:
         parties = {r: await traders(ledger, r) for r in (0, 1)}
         epoch = await open_epoch(ledger)
@@ -48,8 +50,8 @@ async def test_each_region_settles_in_its_own_process(tmp_path: Path, testnet):
     import os
 
     manifest, _ = testnet
-    specs = [RegionSpec(0, "west"), RegionSpec(1, "east", "proportional_fair")]
-    ledger = await TieredLedger.create(tmp_path / "run", specs, backend="rpc", manifest=manifest)
+    specs = [RegionConfig(0, "west"), RegionConfig(1, "east", "proportional_fair")]
+    ledger = await TieredLedger.create(tmp_path / "run", specs, chains=RpcChains(manifest))
     try:
         assert ledger.region_processes  # the default on rpc
         parties = {r: await traders(ledger, r) for r in (0, 1)}
