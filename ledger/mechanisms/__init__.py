@@ -8,6 +8,11 @@ id   name                  rule
 2    proportional_fair     non-price shares by weight, capped by demand
 3    bundle                spectrum + compute all-or-nothing, greedy + critical value
 ===  ====================  =====================================================
+
+Each mechanism also declares what it takes (``bid_shape``, :meth:`Mechanism.refusal`)
+and how a buyer's demand is written as its bids (:meth:`Mechanism.orders_for`), so
+the sequencer and the coordinator ask the mechanism, never its id or name. A new
+mechanism is a :class:`Mechanism` subclass passed to :func:`register_mechanism`.
 """
 
 from __future__ import annotations

@@ -20,14 +20,22 @@ import asyncio
 import multiprocessing as mp
 import os
 import signal
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from eth_account import Account
+
+from ..bindings import RegionMarket
+from ..chain import LedgerClient
+from ..errors import ConfigError
 from .committee import EpochOutcome
 from .sequencer import FrozenBook
 
 __all__ = ["RegionWorker", "WorkerConfig"]
+
+SUBMITTER_GAS_WEI = 10**18  # a region worker's gas money
 
 
 @dataclass(frozen=True)
@@ -49,8 +57,6 @@ class _Worker:
     """The state of the one region a worker process serves (lives in that process only)."""
 
     def __init__(self, config: WorkerConfig) -> None:
-        from ..bindings import RegionMarket
-        from ..chain import LedgerClient
         from ..chain.backends.rpc import RpcBackend
         from .committee import Validator
 
@@ -102,6 +108,37 @@ def _pid() -> int:
 
 class RegionWorker:
     """One process that settles one region's epochs."""
+
+    @classmethod
+    async def start(
+        cls,
+        client: LedgerClient,
+        market: RegionMarket,
+        validator_keys: Sequence[bytes],
+        threshold: int,
+        submitter_key: bytes,
+    ) -> RegionWorker:
+        """A worker for ``market``'s region with a submitter key of its own, funded by
+        ``client`` (the deployer), so no nonce is shared with this process."""
+        url = getattr(client.backend, "url", None)
+        if url is None:
+            raise ConfigError("region processes need the rpc backend (a node URL per region)")
+        address = Account.from_key(submitter_key).address
+        if await client.balance(address) < SUBMITTER_GAS_WEI // 2:
+            await client.send(address, value=SUBMITTER_GAS_WEI, gas=21_000)
+        return cls(
+            WorkerConfig(
+                url=url,
+                region_id=market.region_id,
+                chain_id=market.chain_id,
+                market_address=market.address,
+                submitter_key=submitter_key,
+                validator_keys=tuple(validator_keys),
+                threshold=threshold,
+                timeout_s=client.timeout_s,
+                retries=client.retries,
+            )
+        )
 
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config

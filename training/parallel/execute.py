@@ -35,6 +35,7 @@ import torch.distributed as dist
 from ..errors import TrainingError
 from .model import Block, Reference, Wiring, shard_block
 from .shapes import MODES, Mode, TransformerShape
+from .wiring import SequenceWiring, TensorWiring
 
 __all__ = ["MODES", "Mode", "ParallelRun", "ParallelRunFailed", "run_parallel", "step_batch"]
 
@@ -43,72 +44,6 @@ class ParallelRunFailed(TrainingError):
     """A worker process failed or did not finish; the message carries its error."""
 
 
-# -- communication that autograd sees ---------------------------------------------------------
-class _Enter(torch.autograd.Function):
-    """Megatron's f: identity forward, sum of the ranks' input gradients backward."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.contiguous()
-        dist.all_reduce(grad)
-        return grad
-
-
-class _Exit(torch.autograd.Function):
-    """Megatron's g: sum of the ranks' partial outputs forward, identity backward."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        x = x.contiguous().clone()
-        dist.all_reduce(x)
-        return x
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        return grad
-
-
-class _GatherSequence(torch.autograd.Function):
-    """All ranks' chunks of the sequence (dim 1) forward; backward, each rank gets the sum
-    over ranks of the gradient of its own chunk (reduce-scatter)."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, world: int) -> torch.Tensor:
-        ctx.world = world
-        local = x.transpose(0, 1).contiguous()  # (s_local, b, c): gathers concatenate dim 0
-        out = local.new_empty((world * local.shape[0], *local.shape[1:]))
-        dist.all_gather_single(out, local)
-        return out.transpose(0, 1)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        full = grad.transpose(0, 1).contiguous()
-        out = full.new_empty((full.shape[0] // ctx.world, *full.shape[1:]))
-        dist.reduce_scatter_single(out, full)
-        return out.transpose(0, 1), None
-
-
-class TensorWiring(Wiring):
-    def enter(self, x: torch.Tensor) -> torch.Tensor:
-        return _Enter.apply(x)  # type: ignore[no-any-return]
-
-    def exit(self, x: torch.Tensor) -> torch.Tensor:
-        return _Exit.apply(x)  # type: ignore[no-any-return]
-
-
-class SequenceWiring(Wiring):
-    def __init__(self, world: int) -> None:
-        self.world = world
-
-    def gather_keys(self, kv: torch.Tensor) -> torch.Tensor:
-        return _GatherSequence.apply(kv, self.world)  # type: ignore[no-any-return]
-
-
-# -- one step of each mode ----------------------------------------------------------------------
 def step_batch(shape: TransformerShape, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The step's tokens and labels, the same in every process."""
     g = torch.Generator().manual_seed(seed + 1)

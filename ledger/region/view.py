@@ -1,0 +1,148 @@
+"""What a region's sequencer knows of its chain, kept by following the market's events.
+
+Free escrow per account, every settled lease and its current state word, the
+channels leased or held per slot, compute units sold per offer. Occupancy
+changes in one place (:meth:`RegionView.hold`, :meth:`RegionView.release`,
+:meth:`RegionView.commit_part` and the leases it follows), with the one channel
+mask formula of :func:`ledger.records.channel_mask`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..bindings import RegionMarket
+from ..chain import LogIndex
+from ..config import RegionConfig
+from ..merkle import LeaseTree
+from ..records import Kind, LeaseIn, LeaseRecord, LeaseState, channel_mask
+
+if TYPE_CHECKING:
+    from .committee import EpochOutcome
+
+__all__ = ["RegionView"]
+
+_STATE_OF_EVENT = {
+    "LeaseCompleted": LeaseState.COMPLETED,
+    "LeaseRelinquished": LeaseState.RELINQUISHED,
+    "LeaseDefaulted": LeaseState.DEFAULTED,
+    "LeaseExpired": LeaseState.EXPIRED,
+}
+
+
+class RegionView:
+    """A region market's state as of the last :meth:`sync`, plus what this process holds."""
+
+    def __init__(self, market: RegionMarket, config: RegionConfig) -> None:
+        self.market = market
+        self.config = config
+        self.free: dict[str, int] = {}  # free escrow as of the chain's head, from its events
+        self.used_nonces: set[tuple[str, int]] = set()
+        self.occupied: dict[int, int] = {}  # slot -> channel bitmap of settled leases
+        self.reserved: dict[int, int] = {}  # slot -> channels held for cross-region leases
+        self.committed_parts: list[LeaseIn] = []  # cross-region parts to settle when due
+        self.sold: dict[bytes, int] = {}  # compute offer hash -> units sold
+        self.lease_words: dict[bytes, int] = {}  # lease id -> word, for checkpoints
+        self.records: dict[bytes, LeaseRecord] = {}
+        self.index = LogIndex(market.binding.client)
+        self.index.watch(market.binding)
+
+    async def sync(self) -> None:
+        """Follow the region chain: settled leases and their later state changes."""
+        before = len(self.index.events)
+        await self.index.sync()
+        for event in self.index.events[before:]:
+            self._follow(event.name, event.args)
+
+    def _follow(self, name: str, args: dict[str, Any]) -> None:
+        """Apply one market event to the sequencer's view (free escrow, leases, states)."""
+        free = self.free
+        if name in ("Deposited", "Withdrawn"):
+            free[args["who"]] = int(args["free_wei"])
+        elif name == "LeaseActivated":
+            record = LeaseRecord.from_event(args)
+            if record.lease_id not in self.records:
+                free[record.buyer] = free.get(record.buyer, 0) - record.price_wei
+            self._remember(record)
+        elif name in _STATE_OF_EVENT:
+            lease_id = bytes(args["lease_id"])
+            record = self.records[lease_id]
+            self.lease_words[lease_id] = (self.lease_words[lease_id] & ~0xFF) | int(
+                _STATE_OF_EVENT[name]
+            )
+            if name == "LeaseCompleted":
+                free[record.seller] = free.get(record.seller, 0) + int(args["paid_seller_wei"])
+            elif name == "LeaseRelinquished":
+                free[record.buyer] = free.get(record.buyer, 0) + int(args["refund_buyer_wei"])
+                free[record.seller] = free.get(record.seller, 0) + int(args["paid_seller_wei"])
+            elif name == "LeaseDefaulted":
+                free[record.buyer] = (
+                    free.get(record.buyer, 0)
+                    + int(args["refund_buyer_wei"])
+                    + int(args["slashed_bond_wei"])
+                )
+            else:  # expired
+                free[record.buyer] = free.get(record.buyer, 0) + int(args["refund_buyer_wei"])
+
+    def _remember(self, record: LeaseRecord) -> None:
+        lease_id = record.lease_id
+        if lease_id in self.records:
+            return
+        self.records[lease_id] = record
+        self.used_nonces.add((record.buyer, record.nonce))
+        self.lease_words[lease_id] = (int.from_bytes(record.record_hash(), "big") & ~0xFF) | 1
+        if record.kind == Kind.SPECTRUM:
+            self._occupy(record)
+        else:
+            self.sold[record.offer_hash] = self.sold.get(record.offer_hash, 0) + record.units
+
+    # -- after settlement ------------------------------------------------------------------
+    def apply(self, outcome: EpochOutcome) -> None:
+        """Take a settled epoch's leases into the view before the chain is read again."""
+        length = self.config.epoch_length_s
+        for record in outcome.leases:
+            if record.lease_id not in self.records:
+                self.free[record.buyer] = self.free.get(record.buyer, 0) - record.price_wei
+            self._remember(record)
+            slot = record.start // length
+            if self.reserved.get(slot) and record.kind == Kind.SPECTRUM:  # held, now leased
+                self.reserved[slot] &= ~channel_mask(record.first, record.units)
+
+    # -- occupancy: the one place channel bitmaps change -----------------------------------
+    def taken(self, slot: int) -> int:
+        """Channels of ``slot`` already leased or held for a cross-region lease."""
+        return self.occupied.get(slot, 0) | self.reserved.get(slot, 0)
+
+    def _occupy(self, record: LeaseRecord) -> None:
+        mask = channel_mask(record.first, record.units)
+        length = self.config.epoch_length_s
+        for slot in range(record.start // length, record.end // length):
+            self.occupied[slot] = self.occupied.get(slot, 0) | mask
+
+    def hold(self, lease: LeaseIn) -> bool:
+        """Hold a cross-region part's channels in its slot; False when they are not free
+        (taken, or protected). Compute parts need no channels."""
+        if lease.bid.kind != Kind.SPECTRUM:
+            return True
+        slot = lease.bid.start // self.config.epoch_length_s
+        mask = channel_mask(lease.first, lease.bid.units)
+        if self.taken(slot) & mask or mask & self.config.protected_mask:
+            return False
+        self.reserved[slot] = self.reserved.get(slot, 0) | mask
+        return True
+
+    def release(self, lease: LeaseIn) -> None:
+        """Give back what :meth:`hold` took (the cross-region lease was aborted)."""
+        if lease.bid.kind != Kind.SPECTRUM:
+            return
+        slot = lease.bid.start // self.config.epoch_length_s
+        self.reserved[slot] = self.reserved.get(slot, 0) & ~channel_mask(
+            lease.first, lease.bid.units
+        )
+
+    def commit_part(self, lease: LeaseIn) -> None:
+        """A committed cross-region part: it stays held and settles in its epoch's close."""
+        self.committed_parts.append(lease)
+
+    def lease_tree(self) -> LeaseTree:
+        return LeaseTree(self.lease_words)
