@@ -426,6 +426,8 @@ def audit_cmd(
     report: Path | None,
 ) -> None:
     """Rebuild and verify every lease from the chains; exit 0 only when all checks hold."""
+    import dataclasses
+
     from ledger.audit import export_leases, render_report, run_audit
 
     if (run_dir is None) == (manifest is None):
@@ -447,7 +449,7 @@ def audit_cmd(
         "checkpoints": len(result.checkpoints),
         "rounds": len(result.rounds),
         "at_block": at_block,
-        "chains": result.chains,
+        "chains": [dataclasses.asdict(c) for c in result.chains],
         "violations": [
             {
                 "check": v.check,

@@ -128,6 +128,29 @@ def test_rooms_import_each_other_without_circles(package: str):
     assert list(nx.simple_cycles(graph)) == []
 
 
+def _sub_packages() -> list[Path]:
+    return sorted({p.parent for package in PACKAGES for p in _sources(package)})
+
+
+@pytest.mark.parametrize(
+    "folder", _sub_packages(), ids=lambda p: str(p.relative_to(ROOT)).replace("/", ".")
+)
+def test_modules_of_a_room_import_each_other_without_circles(folder: Path):
+    graph = nx.DiGraph()
+    for path in sorted(folder.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        here = _module_name(path)
+        graph.add_node(here)
+        for module in _imports(path):
+            sibling = folder / (module.rsplit(".", 1)[-1] + ".py")
+            if module.rsplit(".", 1)[0] == _module_name(folder / "__init__.py") and (
+                sibling.exists() and sibling.name != "__init__.py" and module != here
+            ):
+                graph.add_edge(here, module)
+    assert list(nx.simple_cycles(graph)) == []
+
+
 def test_the_circle_check_sees_a_circle():
     graph = nx.DiGraph([("region", "bindings"), ("bindings", "region")])
     assert list(nx.simple_cycles(graph)) != []

@@ -16,7 +16,7 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from .run import AuditResult
+from .result import AuditResult
 
 __all__ = ["render_report"]
 
@@ -107,42 +107,42 @@ _SCRIPT = r"""
 def _region_data(result: AuditResult) -> list[dict[str, Any]]:
     out = []
     for region, info in sorted(result.regions.items()):
-        length = info["epoch_length_s"]
-        leases = [lease for lease in result.leases if lease["region"] == region]
+        length = info.epoch_length_s
+        leases = [lease for lease in result.leases if lease.region == region]
         by_epoch: dict[int, dict[str, float]] = defaultdict(
             lambda: {"price": 0, "channels": 0, "defaults": 0}
         )
         for lease in leases:
-            e = by_epoch[lease["epoch"]]
-            e["price"] = max(e["price"], int(lease["price_wei"]) // max(1, lease["units"]))
-            if lease["kind"] == 0:
-                e["channels"] += lease["units"]
-            if lease["state"] == "defaulted":
+            e = by_epoch[lease.epoch]
+            e["price"] = max(e["price"], int(lease.price_wei) // max(1, lease.units))
+            if lease.kind == 0:
+                e["channels"] += lease.units
+            if lease.state == "defaulted":
                 e["defaults"] += 1
         epochs = [
             {
                 "epoch": ep,
                 "price": v["price"],
                 "defaults": v["defaults"],
-                "utilisation": v["channels"] / info["num_channels"],
+                "utilisation": v["channels"] / info.num_channels,
             }
             for ep, v in sorted(by_epoch.items())
         ]
         out.append(
             {
                 "id": region,
-                "channels": info["num_channels"],
-                "protected": info["protected_mask"],
+                "channels": info.num_channels,
+                "protected": info.protected_mask,
                 "max_price": max((e["price"] for e in epochs), default=1),
                 "leases": [
                     {
-                        "slot": lease["start"] // length,
-                        "first": lease["first"],
-                        "units": lease["units"],
-                        "state": lease["state"],
+                        "slot": lease.start // length,
+                        "first": lease.first,
+                        "units": lease.units,
+                        "state": lease.state,
                     }
                     for lease in leases
-                    if lease["kind"] == 0
+                    if lease.kind == 0
                 ],
                 "epochs": epochs,
             }
@@ -153,13 +153,13 @@ def _region_data(result: AuditResult) -> list[dict[str, Any]]:
 def _rounds(result: AuditResult) -> list[dict[str, Any]]:
     rows = []
     for r in result.rounds:
-        if not r["metrics"]:
+        if not r.metrics:
             continue
-        m = json.loads(r["metrics"])
+        m = json.loads(r.metrics)
         eps = m.get("epsilon")
         rows.append(
             {
-                "round": r["round"],
+                "round": r.round,
                 "loss": m.get("loss"),
                 "accuracy": m.get("accuracy"),
                 "delay_s": m.get("delay_s"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import json
 import shutil
 import sqlite3
@@ -18,7 +19,20 @@ import rlp
 
 from agents.run import Simulation
 from agents.scenario import load_scenario
-from ledger.audit import Audit, run_audit
+from ledger.audit import (
+    Audit,
+    ChainRow,
+    CheckpointRow,
+    LeaseEventRow,
+    LeaseRow,
+    PaymentRow,
+    RoundRow,
+    SettlementRow,
+    Violation,
+    run_audit,
+)
+from ledger.audit.index import TABLES
+from ledger.audit.settlements import Escrow, Occupancy
 from ledger.chain import EmbeddedChains, RpcChains
 from ledger.config import RegionConfig
 from ledger.crossregion import CrossRegionLease
@@ -57,6 +71,25 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=300,
     )
+
+
+# -- the package itself ---------------------------------------------------------------------
+
+
+def test_rows_are_the_index_tables_columns():
+    """The index schema (and the exports) are the row types' fields, in order."""
+    rows = {
+        "chains": ChainRow,
+        "leases": LeaseRow,
+        "lease_events": LeaseEventRow,
+        "payments": PaymentRow,
+        "settlements": SettlementRow,
+        "checkpoints": CheckpointRow,
+        "rounds": RoundRow,
+    }
+    for table, row in rows.items():
+        assert [f.name for f in dataclasses.fields(row)] == TABLES[table], table
+    assert [f.name for f in dataclasses.fields(Violation)][1:] == TABLES["violations"][1:]
 
 
 @pytest.mark.slow
@@ -159,15 +192,15 @@ def test_metrics_that_do_not_match_the_root_are_detected(run: Path):
 async def test_quorum_and_signature_checks_can_fail(run: Path, monkeypatch):
     original = Audit._region
 
-    async def no_committee(self, region, info, read, result):
-        info["members"] = []  # as if nobody who signed were in the committee
-        return await original(self, region, info, read, result)
+    async def no_committee(self, region):
+        # as if nobody who signed were in the committee
+        return await original(self, dataclasses.replace(region, members=()))
 
     monkeypatch.setattr(Audit, "_region", no_committee)
     result = await run_audit(run, index=None)
     assert {v.check for v in result.violations} == {"quorum"}
     monkeypatch.undo()
-    monkeypatch.setattr("ledger.market.RegionMarket.bid_digest", lambda self, bid: b"\1" * 32)
+    monkeypatch.setattr("ledger.bindings.RegionMarket.bid_digest", lambda self, bid: b"\1" * 32)
     result = await run_audit(run, index=None)
     checks = {v.check for v in result.violations}
     assert "signature" in checks and all(
@@ -177,23 +210,22 @@ async def test_quorum_and_signature_checks_can_fail(run: Path, monkeypatch):
 
 @pytest.mark.slow
 async def test_escrow_check_can_fail(run: Path, monkeypatch):
-    original = Audit._escrow
+    original = Escrow.apply
 
-    def hide_deposits(self, ev, free, locked, bonds, *rest):
+    def hide_deposits(self, ev, tx):
         if ev.name == "Deposited":
-            return free, locked, bonds
-        return original(self, ev, free, locked, bonds, *rest)
+            return None
+        return original(self, ev, tx)
 
-    monkeypatch.setattr(Audit, "_escrow", hide_deposits)
+    monkeypatch.setattr(Escrow, "apply", hide_deposits)
     result = await run_audit(run, index=None)
     assert result.violations and {v.check for v in result.violations} == {"escrow"}
     assert all(v.tx and v.block for v in result.violations)
 
 
 def test_overlap_protected_and_capacity_checks():
-    audit = Audit.__new__(Audit)
-    audit.violations = []
-    info = {"protected_mask": 0b1000, "epoch_length_s": 60}
+    found: list[Violation] = []
+    occupancy = Occupancy("region-1", protected_mask=0b1000, epoch_length_s=60, found=found)
 
     def record(first: int, units: int, kind: int = 0, nonce: int = 0) -> LeaseRecord:
         return LeaseRecord(
@@ -213,15 +245,12 @@ def test_overlap_protected_and_capacity_checks():
     from ledger.records import Offer
 
     offer = Offer("0x" + "11" * 20, 1, 0, 2, 600, 660, 1, 0)
-    occupancy: dict = {}
-    sold: dict = {}
-    tx = {"block": 7, "hash": "0xab"}
-    audit._occupancy(1, info, record(0, 2), tx, occupancy, sold, offer, "region-1")
-    audit._occupancy(1, info, record(1, 3, nonce=1), tx, occupancy, sold, offer, "region-1")
-    audit._occupancy(1, info, record(0, 2, kind=1, nonce=2), tx, occupancy, sold, offer, "r")
-    audit._occupancy(1, info, record(0, 1, kind=1, nonce=3), tx, occupancy, sold, offer, "r")
-    assert [v.check for v in audit.violations] == ["protected", "overlap", "capacity"]
-    assert audit.violations[1].block == 7 and audit.violations[1].lease
+    occupancy.add(record(0, 2), offer, 7, "0xab")
+    occupancy.add(record(1, 3, nonce=1), offer, 7, "0xab")
+    occupancy.add(record(0, 2, kind=1, nonce=2), offer, 7, "0xab")
+    occupancy.add(record(0, 1, kind=1, nonce=3), offer, 7, "0xab")
+    assert [v.check for v in found] == ["protected", "overlap", "capacity"]
+    assert found[1].block == 7 and found[1].lease
 
 
 # -- root: checkpoints and cross-region leases -------------------------------------------------

@@ -270,6 +270,11 @@ class EmbeddedBackend(ChainBackend):
         return self._web3
 
     @property
+    def evm_chain(self) -> MiningChain:
+        """The py-evm chain itself, for reading what is stored (the audit re-verifies it)."""
+        return cast(_PersistingPyEVM, self.tester.backend).chain
+
+    @property
     def describe(self) -> str:
         return f"embedded chain {self.chain_name!r} at {self.path or '<memory>'}"
 
