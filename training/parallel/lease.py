@@ -1,8 +1,9 @@
 """What a plan asks of the market: pool devices and link bandwidth, for how long.
 
 A coordinator calls :func:`lease_request` with the planner's choice and the
-number of steps; agents turn the answer into bids (``agents.pool``), so that a
-collaborative training job is scheduled on the ledger like the split-LoRA one.
+number of steps; the coordinator agent turns the answer into bids
+(``Coordinator.pool_bids``), so that a collaborative training job is scheduled
+on the ledger like the split-LoRA one.
 """
 
 from __future__ import annotations

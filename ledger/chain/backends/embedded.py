@@ -3,7 +3,7 @@
 Each chain lives in ``<directory>/<name>.chain.sqlite``. Opening a path that
 exists reopens that chain — in this process or another one — with every block,
 receipt and log intact (py-evm stores all of them in its key-value database,
-which :class:`~ledger.backends._sqlite_db.SQLiteKV` writes to the file after
+which :class:`~ledger.chain.backends._sqlite_db.SQLiteKV` writes to the file after
 every mined block).
 
 Blocks are mined one per transaction (eth-tester's auto-mining: with it off,

@@ -1,0 +1,147 @@
+"""``specledger plan`` and ``simulate``: a pool planned, a scenario run."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from ._base import _clear_errors, _err, _out, _print_json, main
+
+
+@main.command("plan")
+@click.argument("pool", type=click.Path(path_type=Path))
+@click.option(
+    "--objective",
+    type=click.Choice(["energy", "latency", "mixed"]),
+    default=None,
+    help="Overrides the pool file's objective.",
+)
+@click.option("--json", "as_json", is_flag=True)
+@_clear_errors
+def plan_cmd(pool: Path, objective: str | None, as_json: bool) -> None:
+    """Pick data, sequence, tensor or pipeline parallelism for a pool of edge devices."""
+    from dataclasses import asdict
+
+    from training.parallel.lease import lease_request
+    from training.parallel.planner import plan
+    from training.parallel.pool import load_pool
+
+    pf = load_pool(pool)
+    chosen = plan(pf.shape, pf.devices, objective or pf.objective, energy_weight=pf.energy_weight)  # type: ignore[arg-type]
+    lease = lease_request(
+        chosen,
+        pf.steps,
+        channel_width_hz=pf.channel_width_hz,
+        spectral_efficiency_bps_per_hz=pf.spectral_efficiency_bps_per_hz,
+    )
+    result = {
+        "objective": chosen.objective,
+        "params": pf.shape.params,
+        "chosen": asdict(chosen.chosen),
+        "others": {m: {"why": chosen.reasons[m], **asdict(e)} for m, e in chosen.others.items()},
+        "lease": asdict(lease),
+    }
+    if as_json:
+        _print_json(result)
+        return
+    c = chosen.chosen
+    table = Table("mode", "devices", "step s", "energy J", "GiB/device", "bytes/step")
+    for e in [c, *chosen.others.values()]:
+        table.add_row(
+            e.mode + (" (chosen)" if e is c else ""),
+            str(e.devices),
+            f"{e.step_s:.4g}",
+            f"{e.energy_j:.4g}",
+            f"{e.memory_bytes / 2**30:.2f}",
+            f"{e.bytes_per_step:,}",
+        )
+    _out.print(table)
+    for mode, why in chosen.reasons.items():
+        _out.print(f"{mode}: {why}", highlight=False)
+    _out.print(
+        f"lease {lease.devices} device(s) ({', '.join(c.device_names)}) and "
+        f"{lease.channels_per_device} channel(s) each ({lease.link_bits_per_s / 1e6:,.0f} Mbit/s) "
+        f"for {lease.steps} steps, about {lease.duration_s:,.0f} s and {lease.energy_j:,.0f} J",
+        highlight=False,
+    )
+
+
+# -- simulate ----------------------------------------------------------------------------------
+@main.command("simulate")
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The run directory to write (must not hold a run yet).",
+)
+@click.option(
+    "--backend", type=click.Choice(["embedded", "rpc"]), default="embedded", show_default=True
+)
+@click.option(
+    "--manifest",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="rpc: the testnet.json of `specledger testnet up`.",
+)
+@_clear_errors
+def simulate_cmd(scenario: Path, out: Path, backend: str, manifest: Path | None) -> None:
+    """Run a scenario: agents bid, regions settle, the training job's rounds run."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from agents.errors import AgentError
+    from agents.run import EpochReport, Simulation
+    from agents.scenario import load_scenario
+
+    try:
+        sc = load_scenario(scenario)
+    except AgentError as exc:
+        _err.print("[red]error:[/red] ", end="")
+        _err.print(str(exc), highlight=False, soft_wrap=True, markup=False)
+        sys.exit(1)
+    if backend == "rpc" and manifest is None:
+        _err.print(
+            "[red]error:[/red] --backend rpc needs --manifest testnet.json "
+            "(start one with `specledger testnet up`)"
+        )
+        sys.exit(1)
+    from ledger.chain import ChainFactory, EmbeddedChains, RpcChains
+
+    chains: ChainFactory = (
+        RpcChains(manifest)
+        if backend == "rpc" and manifest is not None
+        else EmbeddedChains(out / "chains", genesis_timestamp=sc.genesis_timestamp)
+    )
+    columns = (
+        TextColumn("[bold]epoch"),
+        MofNCompleteColumn(),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+    )
+    with Progress(*columns, console=_err, transient=False) as progress:
+        task = progress.add_task("epochs", total=sc.epochs, status="setting up the ledger")
+
+        def show(report: EpochReport) -> None:
+            prices = " ".join(f"r{r}:{p / 1e12:.2f}" for r, p in sorted(report.prices.items()))
+            loss = "-" if report.round_loss is None else f"{report.round_loss:.3f}"
+            progress.update(
+                task,
+                advance=1,
+                status=(
+                    f"leases {report.leases}  defaults {report.defaults}  "
+                    f"price(μETH/unit) {prices or '-'}  loss {loss}"
+                ),
+            )
+
+        try:
+            summary = asyncio.run(Simulation(sc, out, chains=chains, progress=show).run())
+        except KeyboardInterrupt:  # before the ledger was up: there is no run to finish
+            _err.print(f"interrupted while setting up: {out} holds no complete run")
+            sys.exit(130)
+    _print_json(summary)
+    if summary["interrupted"]:
+        sys.exit(130)
