@@ -235,7 +235,7 @@ class TieredLedger:
                 region, frozen.epoch, settled=False, reason=f"{type(exc).__name__}: {exc}"
             )
         if outcome.settled:
-            rt.sequencer.apply(outcome)
+            rt.sequencer.apply(outcome.leases)
         rt.outcomes.append(outcome)
         return outcome
 

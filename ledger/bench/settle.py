@@ -78,7 +78,7 @@ async def _epochs(
         outcome = await settle_epoch(sequencer.market, sequencer.close(), validators, threshold)
         t3 = time.perf_counter()
         assert outcome.settled, outcome.reason
-        sequencer.apply(outcome)
+        sequencer.apply(outcome.leases)
         leases += len(outcome.leases)
         phases["sign_s"] += t1 - t0
         phases["admit_s"] += t2 - t1

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from .artifacts import Artifact, load_artifact
 from .backends import ChainBackend, dev_keys, open_backend
-from .client import LedgerClient, NonceManager
-from .contract import ContractBinding, Event, Receipt
+from .client import ContractBinding, LedgerClient, NonceManager
+from .events import Event, Receipt
 from .factory import ChainFactory, EmbeddedChains, RpcChains, chains_from_record
 from .keccak import keccak_backend, use_fast_keccak
 from .logs import LogIndex

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from .contract import ContractBinding, Event, decode_logs
-
-if TYPE_CHECKING:
-    from .client import LedgerClient
+from .client import ContractBinding, LedgerClient
+from .events import Event, LogDecoder, decode_logs
 
 __all__ = ["LogIndex"]
 
@@ -24,7 +20,7 @@ class LogIndex:
         self.client = client
         self.next_block = start_block
         self.events: list[Event] = []
-        self._decoders: dict[str, ContractBinding] = {}
+        self._decoders: dict[str, LogDecoder] = {}
 
     def watch(self, binding: ContractBinding) -> None:
         """Index the events of this contract from now on."""

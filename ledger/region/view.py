@@ -9,16 +9,14 @@ mask formula of :func:`ledger.records.channel_mask`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 from ..bindings import RegionMarket
 from ..chain import LogIndex
 from ..config import RegionConfig
 from ..merkle import LeaseTree
 from ..records import Kind, LeaseIn, LeaseRecord, LeaseState, channel_mask
-
-if TYPE_CHECKING:
-    from .committee import EpochOutcome
 
 __all__ = ["RegionView"]
 
@@ -97,10 +95,10 @@ class RegionView:
             self.sold[record.offer_hash] = self.sold.get(record.offer_hash, 0) + record.units
 
     # -- after settlement ------------------------------------------------------------------
-    def apply(self, outcome: EpochOutcome) -> None:
+    def apply(self, leases: Sequence[LeaseRecord]) -> None:
         """Take a settled epoch's leases into the view before the chain is read again."""
         length = self.config.epoch_length_s
-        for record in outcome.leases:
+        for record in leases:
             if record.lease_id not in self.records:
                 self.free[record.buyer] = self.free.get(record.buyer, 0) - record.price_wei
             self._remember(record)
