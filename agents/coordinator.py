@@ -15,14 +15,14 @@ Its part of an epoch, in order:
 
 It joins every region with a deposit and posts the job on the root
 (:meth:`Coordinator.join`). A collaborative training pool is bought the same way
-(:meth:`Coordinator.pool_bids`).
+(:meth:`Coordinator.bid_pool`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,22 +31,20 @@ from eth_account import Account
 
 from ledger.bindings import RootLedger
 from ledger.chain import LedgerClient
-from ledger.config import RegionConfig
 from ledger.mechanisms import Demand, OrderGroup
-from ledger.records import Kind, LeaseRecord, Role, SignedBid
+from ledger.records import Kind, LeaseRecord, Role
 from ledger.region import OrderRefused, RegionSequencer, Trader
 from ledger.tiered import TieredLedger
 from training.job import ScheduledJob
 from training.parallel.lease import PoolLease
 
 from .errors import AgentError
-from .roles import DEVICE, SERVER
+from .roles import DEVICE, SERVER, UNIT_WEI
 from .strategies import BiddingStrategy
 
 __all__ = ["ETH", "Coordinator", "RoundDone"]
 
 ETH = 10**18
-UNIT_WEI = 10**12
 SPECTRUM_VALUE_WEI = 4 * UNIT_WEI  # what one uplink channel is worth to the job, per epoch
 COMPUTE_VALUE_WEI = 6 * UNIT_WEI  # and one unit of device or edge-server compute
 MAX_CHANNELS_PER_DEVICE = 4
@@ -132,15 +130,28 @@ class Coordinator:
                 self.strategy.bid_wei(SPECTRUM_VALUE_WEI),
             )
             server = Demand(SERVER, self.strategy.bid_wei(COMPUTE_VALUE_WEI))
-            groups = self._orders(rt.config, [device] * len(chosen) + [server])
-            window = rt.sequencer.window(slot)
-            admitted += await self._submit(rt.sequencer, self.traders[r], groups, window, refused)
+            admitted += await self._demand(
+                rt.sequencer, [device] * len(chosen) + [server], slot, refused
+            )
         return admitted
 
-    @staticmethod
-    def _orders(config: RegionConfig, demands: Sequence[Demand]) -> list[OrderGroup]:
-        mechanism = config.mechanism_rules
-        return [g for d in demands for g in mechanism.orders_for(d, config.num_channels)]
+    async def _demand(
+        self,
+        sequencer: RegionSequencer,
+        demands: Sequence[Demand],
+        slot: int,
+        refused: Callable[[str], None],
+    ) -> int:
+        """Write ``demands`` as the region's mechanism (as the chain names it now) takes
+        bids, sign them and hand them to its sequencer; returns the orders admitted."""
+        mechanism = sequencer.mechanism
+        if mechanism is None:  # the chain names a mechanism we do not know: nothing fits
+            refused(f"coordinator: region {sequencer.config.region_id} runs an unknown mechanism")
+            return 0
+        channels = sequencer.config.num_channels
+        groups = [g for d in demands for g in mechanism.orders_for(d, channels)]
+        trader = self.traders[sequencer.config.region_id]
+        return await self._submit(sequencer, trader, groups, sequencer.window(slot), refused)
 
     @staticmethod
     async def _submit(
@@ -156,45 +167,43 @@ class Coordinator:
                 trader.bid(o.kind, o.lo, o.hi, o.units, *window, o.max_price_wei)
                 for o in group.orders
             ]
-            try:
-                if group.together:
-                    spectrum, compute = sorted(signed, key=lambda s: s.bid.kind)
-                    await sequencer.submit_bundle(spectrum, compute)
+            submissions: list[Awaitable[object]]
+            if group.together:  # one bundle: a spectrum bid and a compute bid
+                submissions = [sequencer.submit_bundle(*sorted(signed, key=lambda s: s.bid.kind))]
+            else:
+                submissions = [sequencer.submit_bid(s) for s in signed]
+            for submission in submissions:
+                try:
+                    await submission
+                except OrderRefused as exc:
+                    refused(f"coordinator: {exc.reason}")
                 else:
-                    for s in signed:
-                        await sequencer.submit_bid(s)
-                        admitted += 1
-                    continue
-            except OrderRefused as exc:
-                refused(f"coordinator: {exc.reason}")
-                continue
-            admitted += 1
+                    admitted += 1
         return admitted
 
-    def pool_bids(
+    async def bid_pool(
         self,
+        sequencer: RegionSequencer,
         lease: PoolLease,
-        config: RegionConfig,
-        window: tuple[int, int],
+        slot: int,
         *,
         device_price_wei: int,
         channel_price_wei: int,
-    ) -> list[SignedBid]:
-        """Signed bids for a collaborative training pool (``lease``, from the planner) in one
-        epoch window of region ``config``, shaped by that region's mechanism."""
+        refused: Callable[[str], None],
+    ) -> int:
+        """Bid for a collaborative training pool (``lease``, from the planner) in one epoch
+        of the sequencer's region: per device one unit of device compute and the channels
+        that carry the plan's link rate, written as the region's mechanism takes them.
+        Returns the orders admitted."""
+        config = sequencer.config
         if lease.channels_per_device > config.num_channels:
             raise AgentError(
                 f"the plan needs {lease.channels_per_device} channels per device "
                 f"({lease.link_bits_per_s / 1e6:,.0f} Mbit/s); region {config.region_id} has "
                 f"{config.num_channels}"
             )
-        trader = self.traders[config.region_id]
         demand = Demand(DEVICE, device_price_wei, lease.channels_per_device, channel_price_wei)
-        return [
-            trader.bid(o.kind, o.lo, o.hi, o.units, *window, o.max_price_wei)
-            for group in self._orders(config, [demand] * lease.devices)
-            for o in group.orders
-        ]
+        return await self._demand(sequencer, [demand] * lease.devices, slot, refused)
 
     # -- 2. training ---------------------------------------------------------------------
     def train(

@@ -25,12 +25,18 @@ from training.models import ServerModel, build_encoder, load_minilm
 from training.scheduler import LyapunovScheduler, SchedulerConfig
 from training.tasks import channel_prediction_task, sensor_task
 
-from .roles import Agent, EdgeDevice, EdgeServer, SatelliteOperator, TerrestrialOperator
+from .roles import (
+    UNIT_WEI,
+    Agent,
+    EdgeDevice,
+    EdgeServer,
+    SatelliteOperator,
+    TerrestrialOperator,
+)
 from .scenario import Scenario
 
-__all__ = ["UNIT_WEI", "Population", "build_job", "build_population"]
+__all__ = ["Population", "build_job", "build_population"]
 
-UNIT_WEI = 10**12  # prices are drawn around this many wei per unit
 UPLOAD_BITS = 8e6  # what the scheduler assumes a device uploads per round
 COMPUTE_FLOPS = 2e9  # and computes: one round's local work on a device
 

@@ -26,6 +26,7 @@ from ledger.region import Trader
 __all__ = [
     "DEVICE",
     "SERVER",
+    "UNIT_WEI",
     "Agent",
     "EdgeDevice",
     "EdgeServer",
@@ -33,6 +34,7 @@ __all__ = [
     "TerrestrialOperator",
 ]
 
+UNIT_WEI = 10**12  # the scale of prices: one unit (channel or compute) for one epoch
 DEVICE = 0  # compute class of an edge device's idle compute
 SERVER = 1  # compute class of an edge server's encoder compute
 

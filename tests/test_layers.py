@@ -1,4 +1,4 @@
-"""The rooms of ARCHITECTURE.md and who may import whom, checked from the code itself.
+"""The rooms of ../shared/ARCHITECTURE.md and who may import whom, checked from the code itself.
 
 - ledger/ never imports torch, training/ never imports web3 (nor the ledger);
 - records, config and mechanisms are pure: importing them loads no chain library;

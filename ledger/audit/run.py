@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..chain import ChainBackend, EmbeddedChains, RpcChains
 from ..errors import ChainDataError, ConfigError
@@ -88,15 +89,16 @@ async def run_audit(
     backends: list[ChainBackend] = []
     try:
         if run_dir is not None:
-            if not (run_dir / "chains" / "root.chain.sqlite").exists():
-                if (run_dir / "ledger.json").exists():  # an rpc run: its manifest is recorded
-                    recorded = json.loads((run_dir / "ledger.json").read_text()).get("manifest")
-                    if recorded:
-                        return await run_audit(
-                            None, Path(recorded), at_block, index or run_dir / "audit.sqlite"
-                        )
-                raise ConfigError(f"{run_dir} holds no chains (no chains/root.chain.sqlite)")
-            integrity = await _open_embedded(run_dir / "chains", backends)
+            # where the run's chains are: only a location; nothing it says is trusted
+            record = _ledger_record(run_dir)
+            if record.get("backend") == "rpc" and record.get("manifest"):
+                return await run_audit(
+                    None, Path(record["manifest"]), at_block, index or run_dir / "audit.sqlite"
+                )
+            chains_dir = run_dir / record.get("chains", "chains")
+            if not (chains_dir / "root.chain.sqlite").exists():
+                raise ConfigError(f"{run_dir} holds no chains (no {chains_dir}/root.chain.sqlite)")
+            integrity = await _open_embedded(chains_dir, backends)
             if integrity:  # damaged chain data: report it, and trust nothing read from it
                 return AuditResult(violations=integrity)
             index = index or run_dir / "audit.sqlite"
@@ -132,6 +134,15 @@ async def _open_embedded(directory: Path, backends: list[ChainBackend]) -> list[
         backends.append(backend)
         found.extend(embedded_integrity(backend, name))
     return found
+
+
+def _ledger_record(run_dir: Path) -> dict[str, Any]:
+    """The run's ``ledger.json`` (empty when there is none or it does not parse)."""
+    try:
+        record = json.loads((run_dir / "ledger.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _root_first(names: list[str]) -> list[str]:

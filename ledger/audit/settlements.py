@@ -25,7 +25,15 @@ from eth_utils import function_signature_to_4byte_selector, get_abi_input_types
 
 from ..chain import ContractBinding, Event
 from ..eip712 import Sig, recover
-from ..records import Bid, LeaseRecord, LeaseState, Offer, chain_leases_hash
+from ..records import (
+    Bid,
+    Kind,
+    LeaseRecord,
+    LeaseState,
+    Offer,
+    chain_leases_hash,
+    channel_mask,
+)
 from .history import LeaseHistory
 from .read import RegionChain, TxRead, hex0x
 from .result import LeaseEventRow, LeaseRow, PaymentRow, SettlementRow, Violation
@@ -70,13 +78,13 @@ class Occupancy:
         self.sold: dict[bytes, int] = {}  # offer hash -> units
 
     def add(self, record: LeaseRecord, offer: Offer, block: int, tx: str) -> None:
-        """Take ``record``'s channels (kind 0) or compute units; flag what it breaks."""
+        """Take ``record``'s channels (spectrum) or compute units; flag what it breaks."""
         lid = hex0x(record.lease_id)
 
         def flag(check: str, detail: str) -> None:
             self.found.append(Violation(check, self.chain, block, tx, lid, detail))
 
-        if record.kind != 0:
+        if record.kind != Kind.SPECTRUM:
             sold = self.sold[record.offer_hash] = self.sold.get(record.offer_hash, 0) + record.units
             if sold > offer.hi:
                 flag(
@@ -84,7 +92,7 @@ class Occupancy:
                     f"compute offer {hex0x(record.offer_hash)} sold {sold} of {offer.hi} units",
                 )
             return
-        mask = ((1 << record.units) - 1) << record.first
+        mask = channel_mask(record.first, record.units)
         if mask & self.protected_mask:
             flag(
                 "protected",

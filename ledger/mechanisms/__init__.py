@@ -17,6 +17,8 @@ mechanism is a :class:`Mechanism` subclass passed to :func:`register_mechanism`.
 
 from __future__ import annotations
 
+import importlib
+
 from ..errors import ConfigError
 from .base import (
     Allocation,
@@ -56,6 +58,8 @@ __all__ = [
     "mechanism_by_name",
     "mechanism_names",
     "register_mechanism",
+    "register_path",
+    "registered_paths",
     "supply_units",
 ]
 
@@ -81,8 +85,32 @@ def register_mechanism(cls: type[Mechanism]) -> type[Mechanism]:
     return cls
 
 
-for _builtin in (SecondPrice, DoubleAuction, ProportionalFair, Bundle):
+_BUILTIN = (SecondPrice, DoubleAuction, ProportionalFair, Bundle)
+for _builtin in _BUILTIN:
     register_mechanism(_builtin)
+
+
+def registered_paths() -> tuple[str, ...]:
+    """``module:Class`` of every mechanism registered beyond ours, so that another process
+    (a region worker) can register the same ones with :func:`register_path`."""
+    return tuple(
+        f"{m.__module__}:{m.__qualname__}"
+        for _, m in sorted(MECHANISMS.items())
+        if m not in _BUILTIN
+    )
+
+
+def register_path(path: str) -> type[Mechanism]:
+    """Import ``module:Class`` and register it (see :func:`registered_paths`)."""
+    module, _, name = path.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(
+            f"mechanism {path} cannot be imported here ({exc}): define it at a module's "
+            f"top level so region processes can register it too"
+        ) from exc
+    return register_mechanism(cls)
 
 
 def mechanism_names() -> tuple[str, ...]:

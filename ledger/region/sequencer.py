@@ -21,8 +21,8 @@ from typing import Any
 from ..bindings import RegionMarket
 from ..config import RegionConfig
 from ..eip712 import recover
-from ..errors import LedgerError
-from ..mechanisms import Book, mechanism_by_id
+from ..errors import ConfigError, LedgerError
+from ..mechanisms import Book, Mechanism, mechanism_by_id
 from ..merkle import merkle_root
 from ..records import (
     Kind,
@@ -70,6 +70,8 @@ class RegionSequencer(RegionView):
         super().__init__(market, config)
         self.epoch: int | None = None
         self.mechanism_id = config.mechanism_id  # re-read from the chain at every open()
+        self.mechanism: Mechanism | None = config.mechanism_rules
+        self._unknown_mechanism = ""  # why bids are refused when the chain names none we know
         self._offers: dict[bytes, SignedOffer] = {}
         self._bids: dict[bytes, SignedBid] = {}
         self._spend: dict[str, int] = {}  # max prices of a buyer's bids in this epoch
@@ -85,6 +87,10 @@ class RegionSequencer(RegionView):
         """Start taking orders for ``epoch``; catches up with the chain first."""
         await self.sync()
         self.mechanism_id = int(await self.market.binding.call("mechanism_id"))
+        try:
+            self.mechanism, self._unknown_mechanism = mechanism_by_id(self.mechanism_id), ""
+        except ConfigError as exc:  # the region's epoch cannot settle; say so to each bidder
+            self.mechanism, self._unknown_mechanism = None, str(exc)
         self.epoch = epoch
         self._offers.clear()
         self._bids.clear()
@@ -153,7 +159,11 @@ class RegionSequencer(RegionView):
             band = channel_mask(bid.lo, bid.hi - bid.lo)
             if bin(band & ~self.config.protected_mask).count("1") < bid.units:
                 raise OrderRefused("band has too few unprotected channels")
-        refusal = mechanism_by_id(self.mechanism_id).refusal(bid, self.config.num_channels)
+        if self.mechanism is None:
+            raise OrderRefused(
+                f"this region's on-chain mechanism is not known here: {self._unknown_mechanism}"
+            )
+        refusal = self.mechanism.refusal(bid, self.config.num_channels)
         if refusal is not None:
             raise OrderRefused(refusal)
         digest = self.market.bid_digest(bid)

@@ -28,8 +28,9 @@ from typing import Any
 from eth_account import Account
 
 from ..bindings import RegionMarket
-from ..chain import LedgerClient
+from ..chain import LedgerClient, keccak_backend
 from ..errors import ConfigError
+from ..mechanisms import register_path, registered_paths
 from .committee import EpochOutcome
 from .sequencer import FrozenBook
 
@@ -51,6 +52,8 @@ class WorkerConfig:
     threshold: int
     timeout_s: float = 30.0
     retries: int = 3
+    keccak: str = ""  # the caller's eth-hash backend, chosen again in the worker
+    mechanisms: tuple[str, ...] = ()  # "module:Class" of mechanisms registered beyond ours
 
 
 class _Worker:
@@ -75,6 +78,8 @@ class _Worker:
         from .committee import settle_epoch
 
         try:
+            for path in self.config.mechanisms:  # a spawned process knows only ours
+                register_path(path)
             return self.loop.run_until_complete(
                 settle_epoch(self.market, frozen, self.validators, self.config.threshold)
             )
@@ -91,7 +96,8 @@ def _start(config: WorkerConfig) -> None:
     global _worker
     from ..chain import use_fast_keccak
 
-    use_fast_keccak()  # a spawned process starts afresh: choose again, as the caller did
+    if config.keccak == "PySha3Backend":  # a spawned process starts afresh: as the caller
+        use_fast_keccak()
     # Ctrl-C goes to the whole process group: the caller decides, the worker carries on
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker = _Worker(config)
@@ -137,6 +143,8 @@ class RegionWorker:
                 threshold=threshold,
                 timeout_s=client.timeout_s,
                 retries=client.retries,
+                keccak=keccak_backend(),
+                mechanisms=registered_paths(),
             )
         )
 

@@ -384,3 +384,13 @@ async def test_audit_of_a_live_testnet_by_manifest(tmp_path: Path):
     finally:
         for node in nodes:
             tn.stop_node(node)
+
+
+async def test_a_run_whose_chains_live_elsewhere_is_found_by_its_ledger_record(tmp_path: Path):
+    chains = EmbeddedChains(tmp_path / "elsewhere", genesis_timestamp=1_900_000_000)
+    ledger = await TieredLedger.create(tmp_path / "run", [RegionConfig(1)], chains=chains)
+    await ledger.close()
+    assert not (tmp_path / "run" / "chains").exists()
+    result = await run_audit(tmp_path / "run")
+    assert result.ok, [v.line() for v in result.violations]
+    assert sorted(c.name for c in result.chains) == ["region-1", "root"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from agents.strategies import Truthful
 from ledger.chain import EmbeddedChains
 from ledger.config import RegionConfig
 from ledger.records import Kind, Role
-from ledger.region import Trader
+from ledger.region import RegionSequencer, Trader
 from ledger.tiered import TieredLedger, derive_key
 from training.parallel import DeviceProfile, TransformerShape, lease_request, plan
 
@@ -32,7 +33,7 @@ BIG = TransformerShape(
 )
 
 
-@pytest.mark.parametrize("mechanism", ["second_price", "proportional_fair"])
+@pytest.mark.parametrize("mechanism", ["second_price", "proportional_fair", "bundle"])
 async def test_the_plan_is_bought_and_settled_on_the_ledger(tmp_path: Path, mechanism: str):
     chosen = plan(BIG, pool(6), "energy")
     lease = lease_request(chosen, 100, channel_width_hz=10e6, spectral_efficiency_bps_per_hz=5.0)
@@ -59,14 +60,21 @@ async def test_the_plan_is_bought_and_settled_on_the_ledger(tmp_path: Path, mech
         for t in devices:
             await rt.sequencer.submit_offer(t.offer(Kind.COMPUTE, DEVICE, 1, *window, 10**12))
         await rt.sequencer.submit_offer(operator.offer(Kind.SPECTRUM, 0, 16, *window, 10**12))
-        for bid in coordinator.pool_bids(
+        refused: list[str] = []
+        admitted = await coordinator.bid_pool(
+            rt.sequencer,
             lease,
-            spec,
-            window,
+            epoch,
             device_price_wei=6 * 10**12,
             channel_price_wei=4 * 10**12,
-        ):
-            await rt.sequencer.submit_bid(bid)
+            refused=refused.append,
+        )
+        assert refused == []
+        # each mechanism says how the pool is bid: one bid per channel for the auctions,
+        # one run of channels per device for proportional_fair, bundles for bundle
+        shape = rt.sequencer.mechanism.bid_shape.value
+        per_device = {"unit": 1 + lease.channels_per_device, "run": 2, "bundle": 1}[shape]
+        assert admitted == lease.devices * per_device
         outcome = await tl.settle_region(1)
     finally:
         await tl.close()
@@ -82,7 +90,11 @@ def test_a_plan_that_needs_more_channels_than_the_region_has_is_refused():
     chosen = plan(BIG, pool(6), "energy")
     lease = lease_request(chosen, 10, channel_width_hz=1e6, spectral_efficiency_bps_per_hz=1.0)
     spec = RegionConfig(1, "edge", "second_price", num_channels=16)
+    sequencer = RegionSequencer.__new__(RegionSequencer)  # only its configuration is read
+    sequencer.config = spec
     with pytest.raises(AgentError, match="needs 200 channels per device .* region 1 has 16"):
-        Coordinator(b"\1" * 32, None, Truthful()).pool_bids(
-            lease, spec, (0, 60), device_price_wei=1, channel_price_wei=1
+        asyncio.run(
+            Coordinator(b"\1" * 32, None, Truthful()).bid_pool(
+                sequencer, lease, 0, device_price_wei=1, channel_price_wei=1, refused=print
+            )
         )

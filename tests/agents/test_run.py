@@ -160,3 +160,17 @@ def test_simulate_cli_rpc_needs_a_manifest(scenario: Path, tmp_path: Path):
         timeout=120,
     )
     assert out.returncode == 1 and "needs --manifest" in out.stderr
+
+
+# The lease history of the quickstart, as the code before the redesign of issue 13
+# (commit 63db027) wrote it. A change that alters who leases what, at what price or
+# with what outcome changes this digest: update it only on purpose, and say why.
+QUICKSTART_HISTORY_SHA256 = "50568c98601483558e287cceb26a9ff6922b3dfcb6be4d23523ea934fa0e8428"
+
+
+@pytest.mark.slow
+async def test_the_quickstart_leases_exactly_what_it_always_did(tmp_path: Path):
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    summary = await run(examples / "quickstart.toml", tmp_path / "run")
+    assert summary["history_sha256"] == QUICKSTART_HISTORY_SHA256
+    assert summary["leases"] > 0 and summary["rounds"] == 10

@@ -14,7 +14,8 @@ from agents.coordinator import Coordinator
 from agents.roles import DEVICE
 from agents.scenario import load_scenario
 from agents.strategies import Truthful
-from ledger.chain import EmbeddedChains
+from ledger.chain import EmbeddedChains, RpcChains
+from ledger.chain import testnet as tn
 from ledger.config import RegionConfig
 from ledger.errors import ConfigError
 from ledger.mechanisms import (
@@ -27,6 +28,8 @@ from ledger.mechanisms import (
     Order,
     OrderGroup,
     register_mechanism,
+    register_path,
+    registered_paths,
     supply_units,
 )
 from ledger.records import Bid, Kind, Role
@@ -80,13 +83,33 @@ def posted_price():
     del MECHANISMS[PostedPrice.mechanism_id]
 
 
-async def test_a_registered_mechanism_runs_an_epoch(tmp_path: Path, posted_price):
-    config = RegionConfig(1, "shop", "posted_price", num_channels=8)
-    assert config.mechanism_id == 41
-    chains = EmbeddedChains(tmp_path / "run" / "chains", genesis_timestamp=GENESIS)
-    tl = await TieredLedger.create(tmp_path / "run", [config], seed=4, chains=chains)
+@pytest.fixture(
+    params=[
+        "embedded",
+        pytest.param("rpc", marks=[pytest.mark.anvil, pytest.mark.multiproc]),
+    ]
+)
+def chains(request, tmp_path: Path):
+    """Embedded chains, or an anvil testnet whose region settles in a process of its own
+    (which must learn the mechanism too)."""
+    if request.param == "embedded":
+        yield EmbeddedChains(tmp_path / "run" / "chains", genesis_timestamp=GENESIS)
+        return
+    nodes = tn.testnet_up(1, tmp_path / "tn")
     try:
-        rt = tl.regions[1]
+        yield RpcChains(tmp_path / "tn" / "testnet.json")
+    finally:
+        for node in nodes:
+            tn.stop_node(node)
+
+
+async def test_a_registered_mechanism_runs_an_epoch(tmp_path: Path, posted_price, chains):
+    config = RegionConfig(0, "shop", "posted_price", num_channels=8)
+    assert config.mechanism_id == 41
+    tl = await TieredLedger.create(tmp_path / "run", [config], seed=4, chains=chains)
+    assert tl.region_processes == isinstance(chains, RpcChains)
+    try:
+        rt = tl.regions[0]
         operator = Trader(derive_key(4, "operator"), rt.market, rt.client)
         await operator.join(Role.TERRESTRIAL, bond_wei=ETH)
         devices = [Trader(derive_key(4, f"device-{i}"), rt.market, rt.client) for i in range(2)]
@@ -106,15 +129,18 @@ async def test_a_registered_mechanism_runs_an_epoch(tmp_path: Path, posted_price
         with pytest.raises(OrderRefused, match="one unit per bid"):
             await rt.sequencer.submit_bid(buyer.bid(Kind.SPECTRUM, 0, 8, 2, *window, 10**15))
         # the coordinator writes its demand in the mechanism's shape: 2 x (compute + 3 channels)
-        coordinator = Coordinator(buyer.key, None, Truthful(), traders={1: buyer})
+        coordinator = Coordinator(buyer.key, None, Truthful(), traders={0: buyer})
         lease = PoolLease("data", 2, 1e8, 3, steps=1, duration_s=1.0, bytes_total=0, energy_j=0.0)
-        bids = coordinator.pool_bids(
-            lease, config, window, device_price_wei=5 * 10**12, channel_price_wei=2 * 10**12
+        admitted = await coordinator.bid_pool(
+            rt.sequencer,
+            lease,
+            epoch,
+            device_price_wei=5 * 10**12,
+            channel_price_wei=2 * 10**12,
+            refused=pytest.fail,
         )
-        assert [b.bid.units for b in bids] == [1] * 8
-        for bid in bids:
-            await rt.sequencer.submit_bid(bid)
-        outcome = await tl.settle_region(1)
+        assert admitted == 8  # one-unit bids, as the shop takes them
+        outcome = await tl.settle_region(0)
     finally:
         await tl.close()
     assert outcome.settled, outcome.reason
@@ -130,6 +156,18 @@ def test_a_registered_mechanism_is_a_scenario_choice(tmp_path: Path, posted_pric
     (tmp_path / "shop.toml").write_text(text)
     scenario = load_scenario(tmp_path / "shop.toml")
     assert "posted_price" in [r.mechanism for r in scenario.regions]
+
+
+def test_other_processes_can_register_it_by_its_path(posted_price):
+    path = f"{__name__}:PostedPrice"
+    assert registered_paths() == (path,)
+    del MECHANISMS[PostedPrice.mechanism_id]
+    assert register_path(path) is PostedPrice and registered_paths() == (path,)
+
+
+def test_a_mechanism_another_process_cannot_import_is_named(posted_price):
+    with pytest.raises(ConfigError, match="cannot be imported here"):
+        register_path(f"{__name__}:NoSuchMechanism")
 
 
 def test_clashing_mechanisms_are_refused(posted_price):

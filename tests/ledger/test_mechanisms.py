@@ -13,6 +13,7 @@ from ledger.errors import ConfigError
 from ledger.mechanisms import (
     MECHANISMS,
     Allocation,
+    BidShape,
     Book,
     Bundle,
     DoubleAuction,
@@ -137,8 +138,8 @@ SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[Heal
 @given(data=st.data())
 def test_feasible_and_deterministic(mechanism_id: int, data: st.DataObject):
     mechanism = mechanism_by_id(mechanism_id)
-    unit = mechanism.name in ("second_price", "double_auction")
-    book = data.draw(books(unit_demand=unit, with_bundles=mechanism.name == "bundle"))
+    unit = mechanism.bid_shape == BidShape.UNIT
+    book = data.draw(books(unit_demand=unit, with_bundles=mechanism.bid_shape == BidShape.BUNDLE))
     allocation = mechanism.allocate(book)
     check_feasible(book, allocation)
     assert mechanism.allocate(book) == allocation  # same book, same allocation

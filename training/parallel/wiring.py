@@ -80,6 +80,3 @@ class SequenceWiring(Wiring):
 
     def gather_keys(self, kv: torch.Tensor) -> torch.Tensor:
         return _GatherSequence.apply(kv, self.world)  # type: ignore[no-any-return]
-
-
-# -- one step of each mode ----------------------------------------------------------------------
