@@ -150,29 +150,12 @@ def check_index(path: Path, result: AuditResult) -> list[Violation]:
         return []
     claimed, actual = _index_digest(path)
     if claimed != actual:
-        return [
-            Violation(
-                "integrity",
-                "index",
-                None,
-                None,
-                None,
-                f"{path.name} was edited after it was written (its digest no longer "
-                f"matches its rows)",
-            )
-        ]
-    if claimed != _digest(_rows(result)) and not result.violations:
-        return [
-            Violation(
-                "integrity",
-                "index",
-                None,
-                None,
-                None,
-                f"{path.name} disagrees with the chains (rebuilt anew)",
-            )
-        ]
-    return []
+        problem = "was edited after it was written (its digest no longer matches its rows)"
+    elif claimed != _digest(_rows(result)) and not result.violations:
+        problem = "disagrees with the chains (rebuilt anew)"
+    else:
+        return []
+    return [Violation("integrity", "index", None, None, None, f"{path.name} {problem}")]
 
 
 def write_index(path: Path, result: AuditResult) -> str:
