@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from ledger.errors import LedgerError
-from ledger.records import LeaseState
+from ledger.records import Kind, LeaseState
+from ledger.region import EpochOutcome
 from ledger.tiered import TieredLedger
 
 __all__ = ["METRICS_FIELDS", "Recorder", "lease_history"]
@@ -68,6 +69,24 @@ class Recorder:
         assert self._metrics is not None and self._file is not None, "open_metrics first"
         self._metrics.writerow({k: values.get(k, "") for k in METRICS_FIELDS})
         self._file.flush()
+
+    def region_row(
+        self, epoch: int, region: int, outcome: EpochOutcome, channels: int, defaults: int
+    ) -> None:
+        """A region's epoch: its clearing price, the share of offered channels leased
+        (``channels`` offered), welfare, leases, defaults, and why it did not settle."""
+        used = sum(rec.units for rec in outcome.leases if rec.kind == Kind.SPECTRUM)
+        self.row(
+            kind="region",
+            epoch=epoch,
+            region=region,
+            clearing_price_wei=outcome.clearing_price_wei,
+            utilisation=round(used / channels, 4) if channels else 0.0,
+            welfare_wei=outcome.welfare_wei,
+            leases=len(outcome.leases),
+            defaults=defaults,
+            note="" if outcome.settled else outcome.reason,
+        )
 
     def round_line(self, line: str) -> None:
         """A confirmed round's metrics line, written before its confirmation is sent."""

@@ -198,7 +198,7 @@ class Simulation:
             report.round_loss, report.round_accuracy = done.loss, done.accuracy
             await coordinator.confirm(done, spent, self.recorder.round_line)
         for r, outcome in outcomes.items():
-            self._region_row(epoch, r, outcome, offered.get(r, 0), defaults.get(r, 0))
+            self.recorder.region_row(epoch, r, outcome, offered.get(r, 0), defaults.get(r, 0))
         if done is not None:
             self.recorder.row(**done.row)
         if report.prices:
@@ -227,22 +227,6 @@ class Simulation:
                 report.prices[r] = outcome.clearing_price_wei
         report.leases = len(mine)
         return mine, participants, spectrum_hz
-
-    def _region_row(
-        self, epoch: int, region: int, outcome: EpochOutcome, channels: int, defaults: int
-    ) -> None:
-        used = sum(rec.units for rec in outcome.leases if rec.kind == Kind.SPECTRUM)
-        self.recorder.row(
-            kind="region",
-            epoch=epoch,
-            region=region,
-            clearing_price_wei=outcome.clearing_price_wei,
-            utilisation=round(used / channels, 4) if channels else 0.0,
-            welfare_wei=outcome.welfare_wei,
-            leases=len(outcome.leases),
-            defaults=defaults,
-            note="" if outcome.settled else outcome.reason,
-        )
 
     # -- the run -----------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
