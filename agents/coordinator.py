@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from eth_account import Account
 
 from ledger.bindings import RootLedger
 from ledger.chain import LedgerClient
@@ -73,10 +72,6 @@ class Coordinator:
     job_id: int = -1
     budget_left_wei: int = 0
     root: RootLedger | None = None
-
-    @property
-    def address(self) -> str:
-        return str(Account.from_key(self.key).address)
 
     @property
     def training(self) -> bool:

@@ -22,6 +22,7 @@ from .addresses import checksum_address
 from .eip712 import BID_TYPE, OFFER_TYPE, Sig, abi_words, struct_hash
 
 __all__ = [
+    "LEASE_ENDINGS",
     "Bid",
     "CrossState",
     "Kind",
@@ -245,6 +246,14 @@ class CrossState(enum.IntEnum):
     COMMITTED = 2  # every region reserved its part: active everywhere
     ABORTED = 3  # a region refused, or the deadline passed: active nowhere
 
+
+#: the market events that end a lease, and the state each leaves it in
+LEASE_ENDINGS = {
+    "LeaseCompleted": LeaseState.COMPLETED,
+    "LeaseRelinquished": LeaseState.RELINQUISHED,
+    "LeaseDefaulted": LeaseState.DEFAULTED,
+    "LeaseExpired": LeaseState.EXPIRED,
+}
 
 _GETTERS: dict[type, Any] = {}
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..chain import ChainBackend, EmbeddedChains, RpcChains
+from ..chain import ChainBackend, EmbeddedChains, RpcChains, root_first
 from ..errors import ChainDataError, ConfigError
 from .checks import check_checkpoints, check_cross_region, check_rounds
 from .history import LeaseHistory
@@ -105,7 +105,7 @@ async def run_audit(
             rounds_file: Path | None = run_dir / "rounds.jsonl"
         elif manifest is not None:
             chains = RpcChains(manifest)
-            for name in _root_first(list(chains.nodes)):
+            for name in root_first(list(chains.nodes)):
                 backends.append(await chains.open(name))
             rounds_file = None
         else:
@@ -143,7 +143,3 @@ def _ledger_record(run_dir: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return record if isinstance(record, dict) else {}
-
-
-def _root_first(names: list[str]) -> list[str]:
-    return (["root"] if "root" in names else []) + [n for n in names if n != "root"]

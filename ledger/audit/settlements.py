@@ -26,10 +26,10 @@ from eth_utils import function_signature_to_4byte_selector, get_abi_input_types
 from ..chain import ContractBinding, Event
 from ..eip712 import Sig, recover
 from ..records import (
+    LEASE_ENDINGS,
     Bid,
     Kind,
     LeaseRecord,
-    LeaseState,
     Offer,
     chain_leases_hash,
     channel_mask,
@@ -39,14 +39,6 @@ from .read import RegionChain, TxRead, hex0x
 from .result import LeaseEventRow, LeaseRow, PaymentRow, SettlementRow, Violation
 
 __all__ = ["Escrow", "Occupancy", "SettlementAudit"]
-
-# the events that end a lease, and the state each leaves it in
-_ENDINGS = {
-    "LeaseCompleted": LeaseState.COMPLETED,
-    "LeaseRelinquished": LeaseState.RELINQUISHED,
-    "LeaseDefaulted": LeaseState.DEFAULTED,
-    "LeaseExpired": LeaseState.EXPIRED,
-}
 
 
 def settle_decoder(binding: ContractBinding) -> tuple[bytes, list[str]]:
@@ -159,7 +151,7 @@ class Escrow:
         elif ev.name == "Settled":
             self.free -= a["total_price_wei"]
             self.locked += a["total_price_wei"]
-        elif ev.name in _ENDINGS or ev.name == "Heartbeat":
+        elif ev.name in LEASE_ENDINGS or ev.name == "Heartbeat":
             self._lease_event(ev, tx)
 
     def _lease_event(self, ev: Event, tx: TxRead) -> None:
@@ -180,7 +172,7 @@ class Escrow:
         if ev.name == "Heartbeat" or lease is None:
             return
         price = int(lease.price_wei)
-        self.history.ended(lease_id, _ENDINGS[ev.name], tx.block, tx.hash)
+        self.history.ended(lease_id, LEASE_ENDINGS[ev.name], tx.block, tx.hash)
         self.locked -= price
         self.free += price
         if ev.name == "LeaseCompleted":

@@ -11,7 +11,7 @@ from .artifacts import Artifact, load_artifact
 from .backends import ChainBackend, dev_keys, open_backend
 from .client import ContractBinding, LedgerClient, NonceManager
 from .events import Event, Receipt
-from .factory import ChainFactory, EmbeddedChains, RpcChains, chains_from_record
+from .factory import ChainFactory, EmbeddedChains, RpcChains, chains_from_record, root_first
 from .keccak import keccak_backend, use_fast_keccak
 from .logs import LogIndex
 from .reverts import revert_reason
@@ -34,5 +34,6 @@ __all__ = [
     "load_artifact",
     "open_backend",
     "revert_reason",
+    "root_first",
     "use_fast_keccak",
 ]

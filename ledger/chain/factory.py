@@ -19,9 +19,14 @@ from ..errors import ConfigError
 from .backends import ChainBackend
 from .testnet import load_manifest
 
-__all__ = ["ChainFactory", "EmbeddedChains", "RpcChains", "chains_from_record"]
+__all__ = ["ChainFactory", "EmbeddedChains", "RpcChains", "chains_from_record", "root_first"]
 
 CHAIN_SUFFIX = ".chain.sqlite"
+
+
+def root_first(names: list[str]) -> list[str]:
+    """Chain names with ``root`` first (the audit and the ledger read the root first)."""
+    return (["root"] if "root" in names else []) + [n for n in names if n != "root"]
 
 
 class ChainFactory(ABC):
@@ -69,7 +74,7 @@ class EmbeddedChains(ChainFactory):
         found = sorted(
             p.name.removesuffix(CHAIN_SUFFIX) for p in self.directory.glob("*" + CHAIN_SUFFIX)
         )
-        return (["root"] if "root" in found else []) + [n for n in found if n != "root"]
+        return root_first(found)
 
     def record(self, ledger_directory: Path) -> dict[str, Any]:
         try:
@@ -92,24 +97,22 @@ class RpcChains(ChainFactory):
     async def open(self, name: str, *, chain_id: int | None = None) -> ChainBackend:
         from .backends.rpc import RpcBackend
 
-        node = self.nodes.get(name)
-        if node is None:
-            raise ConfigError(
-                f"manifest {self.manifest} has no node for {name}: "
-                f"start a testnet with enough regions"
-            )
-        return await RpcBackend.connect(node.url, timeout_s=self.timeout_s)
+        self._require([name])
+        return await RpcBackend.connect(self.nodes[name].url, timeout_s=self.timeout_s)
 
     async def open_all(self, names: list[str]) -> list[ChainBackend]:
         import asyncio
 
+        self._require(names)  # before connecting to any: one line naming every missing node
+        return list(await asyncio.gather(*(self.open(n) for n in names)))
+
+    def _require(self, names: list[str]) -> None:
         missing = [n for n in names if n not in self.nodes]
         if missing:
             raise ConfigError(
                 f"manifest {self.manifest} has no node for {', '.join(missing)}: "
                 f"start a testnet with enough regions"
             )
-        return list(await asyncio.gather(*(self.open(n) for n in names)))
 
     def record(self, ledger_directory: Path) -> dict[str, Any]:
         return {"backend": "rpc", "manifest": str(self.manifest)}

@@ -16,16 +16,9 @@ from ..bindings import RegionMarket
 from ..chain import LogIndex
 from ..config import RegionConfig
 from ..merkle import LeaseTree
-from ..records import Kind, LeaseIn, LeaseRecord, LeaseState, channel_mask
+from ..records import LEASE_ENDINGS, Kind, LeaseIn, LeaseRecord, channel_mask
 
 __all__ = ["RegionView"]
-
-_STATE_OF_EVENT = {
-    "LeaseCompleted": LeaseState.COMPLETED,
-    "LeaseRelinquished": LeaseState.RELINQUISHED,
-    "LeaseDefaulted": LeaseState.DEFAULTED,
-    "LeaseExpired": LeaseState.EXPIRED,
-}
 
 
 class RegionView:
@@ -62,11 +55,11 @@ class RegionView:
             if record.lease_id not in self.records:
                 free[record.buyer] = free.get(record.buyer, 0) - record.price_wei
             self._remember(record)
-        elif name in _STATE_OF_EVENT:
+        elif name in LEASE_ENDINGS:
             lease_id = bytes(args["lease_id"])
             record = self.records[lease_id]
             self.lease_words[lease_id] = (self.lease_words[lease_id] & ~0xFF) | int(
-                _STATE_OF_EVENT[name]
+                LEASE_ENDINGS[name]
             )
             if name == "LeaseCompleted":
                 free[record.seller] = free.get(record.seller, 0) + int(args["paid_seller_wei"])
