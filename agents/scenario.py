@@ -2,11 +2,20 @@
 
 An invalid file fails with one message naming the file, the field and what was
 expected, e.g. ``quickstart.toml: job.rounds: expected an integer >= 1, got 0``.
+Every number has an upper bound that one of this project's machines (2 cores,
+24 GiB) can run (the ``MAX_*`` below, each with its reason), NaN and infinities
+are refused, and so is a key no table has (the nearest known one is suggested).
 See ``examples/quickstart.toml`` for every field with a comment.
+
+Importing this module loads no chain library and no torch (``ledger.config`` and
+``ledger.mechanisms`` are pure), so ``specledger simulate`` refuses a bad file in
+about a second, before anything is deployed or written.
 """
 
 from __future__ import annotations
 
+import difflib
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +34,83 @@ MIN_BOND_WEI = 10**15  # a seller's bond must cover at least this
 STRATEGIES = ("truthful", "shaded", "adaptive")
 TASKS = ("sensor", "channel")
 MODELS = ("small", "minilm")
+
+# -- upper bounds: what one machine of this project (2 cores, 24 GiB) runs ----------------------
+MAX_FILE_BYTES = 1 << 20  # a scenario is a few KiB; a MiB is no scenario
+MAX_NAME_CHARS = 64  # region and agent names: labels in files and reports
+MAX_INT = 2**63 - 1  # TOML's integers are 64-bit (seeds)
+# regions: each is a chain of its own (py-evm in this process, or an anvil)
+MAX_REGIONS = 16  # RootLedger.vy's MAX_REGIONS: a checkpoint covers at most 16
+MAX_REGION_ID = 65_535  # an id names its chain and files (region-<id>)
+MAX_CHANNELS = 256  # the channel mask is one uint256 (RegionConfig refuses more too)
+MAX_COMMITTEE = 32  # RegionMarket.vy's MAX_COMMITTEE signers
+MAX_HZ = 300 * 10**9  # radio ends at 300 GHz: the band's start and a channel's width
+# participants: each agent holds a key, an rng and its orders, and joins every region it trades
+# in with a transaction: 10,000 agents (examples/large.toml's target) with room to spare
+MAX_AGENTS = 12_000  # all kinds together
+MAX_EDGE_DEVICES = 10_000  # each also gets a data partition and a channel profile
+MAX_OPERATORS = 1_000  # terrestrial operators; and edge servers
+MAX_SATELLITE_OPERATORS = 100  # each offers in every region, every epoch
+# time: every epoch settles every region on chain (the quickstart: under 2 s an epoch here)
+MAX_EPOCHS = 1_000  # about half an hour at the quickstart's size; and rounds <= epochs
+MAX_EPOCH_LENGTH_S = 7 * 86_400  # a slot of a week at most
+MAX_TIMESTAMP = 2**32 - 1  # genesis: a 32-bit Unix time (2106); block times stay far in uint64
+# the job: a round trains every scheduled device for real, on 2 cores
+MAX_DEVICES_PER_ROUND = 1_000  # and at most the edge devices there are
+MAX_LORA_RANK = {"small": 64, "minilm": 384}  # the encoder's hidden size: no rank above it helps
+MAX_DELAY_BUDGET_S = 3_600.0  # the scheduler's average delay per round: an hour is no budget
+MAX_V = 1e6  # the Lyapunov weight: beyond it the delay queue no longer counts
+MAX_BUDGET_ETH = 1_000.0  # the coordinator's deposit, from a funded development account
+MAX_CLIP_NORM = 1e6  # activation clipping: beyond it nothing is clipped
+
+# Every key each table may hold (a path names a table; "[]" an array of tables).
+KEYS: dict[str, tuple[str, ...]] = {
+    "": (
+        "seed",
+        "epochs",
+        "epoch_length_s",
+        "genesis_timestamp",
+        "checkpoint_every",
+        "regions",
+        "participants",
+        "strategies",
+        "job",
+        "failures",
+    ),
+    "regions[]": (
+        "id",
+        "name",
+        "mechanism",
+        "channels",
+        "channel_width_hz",
+        "spectrum_low_hz",
+        "protected_channels",
+        "committee",
+        "threshold",
+    ),
+    "participants": (
+        "satellite_operators",
+        "terrestrial_operators",
+        "edge_servers",
+        "edge_devices",
+        "coordinators",
+    ),
+    "strategies": ("coordinator", "shade"),
+    "job": (
+        "task",
+        "model",
+        "rounds",
+        "devices_per_round",
+        "delay_budget_s",
+        "v",
+        "budget_eth",
+        "lora_rank",
+        "clip_norm",
+    ),
+    "failures": ("device_dropout", "region_outage", "agent_crashes"),
+    "failures.region_outage": ("region", "from_epoch", "to_epoch"),
+    "failures.agent_crashes[]": ("agent", "epoch"),
+}
 
 
 @dataclass(frozen=True)
@@ -97,101 +183,156 @@ class Scenario:
     failures: Failures = field(default_factory=Failures)
 
 
-class _Reader:
-    """Reads one table of the file, naming the dotted field in every error."""
+def _cut(text: str) -> str:
+    """``text``, cut short: a message stays one readable line."""
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
 
-    def __init__(self, path: Path, table: dict[str, Any], prefix: str = "") -> None:
-        self.path, self.table, self.prefix = path, table, prefix
+
+def _shown(value: Any) -> str:
+    return _cut(repr(value))
+
+
+def _rule(kind: str, value: Any, lo: float, hi: float, why: str = "") -> str:
+    """What a number must be: the bound it broke, or both (TOML's own limit left out)."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    low = f" >= {lo}" if not number or value < lo else ""
+    high = f" <= {hi}" if hi != MAX_INT and (not number or value > hi) else ""
+    return f"{kind}{low}{high}" + (f" ({why})" if why and high else "")
+
+
+def _table_name(schema: str) -> str:
+    """How a person writes the table at ``schema``: ``[job]``, ``[[regions]]``."""
+    if not schema:
+        return "the top level"
+    return f"[[{schema[:-2]}]]" if schema.endswith("[]") else f"[{schema}]"
+
+
+class _Reader:
+    """Reads one table of the file, naming the dotted field in every error. ``schema``
+    is the table's entry in :data:`KEYS`; any other key in it is refused on creation."""
+
+    def __init__(self, path: Path, table: dict[str, Any], prefix: str, schema: str) -> None:
+        self.path, self.table, self.prefix, self.schema = path, table, prefix, schema
+        for key in table:
+            if key not in KEYS[schema]:
+                raise self.unknown(key)
 
     def fail(self, key: str, expected: str, got: Any) -> ScenarioError:
         return ScenarioError(
-            f"{self.path.name}: {self.prefix}{key}: expected {expected}, got {got!r}"
+            f"{self.path.name}: {self.prefix}{key}: expected {expected}, got {_shown(got)}"
+        )
+
+    def unknown(self, key: str) -> ScenarioError:
+        """An unknown key, with the nearest known one: the same key in another table, else
+        a near one in this table, else a near one in another."""
+        known = KEYS[self.schema]
+        elsewhere = {k: t for t, keys in KEYS.items() if t != self.schema for k in keys}
+        hint = ""
+        if key in elsewhere:
+            hint = f" (did you mean {key!r} in {_table_name(elsewhere[key])}?)"
+        elif near := difflib.get_close_matches(key, known, n=1):
+            hint = f" (did you mean {near[0]!r}?)"
+        elif near := difflib.get_close_matches(key, list(elsewhere), n=1):
+            hint = f" (did you mean {near[0]!r} in {_table_name(elsewhere[near[0]])}?)"
+        return ScenarioError(
+            f"{self.path.name}: {self.prefix}{_cut(key)}: unknown key{hint}; "
+            f"expected one of {', '.join(known)}"
         )
 
     def sub(self, key: str, required: bool = True) -> _Reader:
         value = self.table.get(key, None if required else {})
         if not isinstance(value, dict):
             raise self.fail(key, "a table", value)
-        return _Reader(self.path, value, f"{self.prefix}{key}.")
+        schema = f"{self.schema}.{key}" if self.schema else key
+        return _Reader(self.path, value, f"{self.prefix}{key}.", schema)
 
-    def int(
-        self, key: str, default: int | None = None, lo: int | None = None, hi: int | None = None
-    ) -> int:
+    def tables(self, key: str, what: str, limit: int, required: bool = False) -> list[_Reader]:
+        """An array of tables (``[[key]]``), at most ``limit`` of them, each a reader."""
+        value = self.table.get(key, None if required else [])
+        if not isinstance(value, list) or len(value) > limit or (required and not value):
+            expected = f"{'a non-empty' if required else 'an'} array of {what}, at most {limit}"
+            raise self.fail(key, expected, value)
+        schema = f"{self.schema}.{key}[]" if self.schema else f"{key}[]"
+        readers = []
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise self.fail(f"{key}[{i}]", "a table", item)
+            readers.append(_Reader(self.path, item, f"{self.prefix}{key}[{i}].", schema))
+        return readers
+
+    def int(self, key: str, default: int | None, lo: int, hi: int, why: str = "") -> int:
         value = self.table.get(key, default)
-        rule = (
-            "an integer"
-            + (f" >= {lo}" if lo is not None else "")
-            + (f" <= {hi}" if hi is not None else "")
-        )
-        if (
-            not isinstance(value, int)
-            or isinstance(value, bool)
-            or (lo is not None and value < lo)
-            or (hi is not None and value > hi)
-        ):
-            raise self.fail(key, rule, value)
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            raise self.fail(key, _rule("an integer", value, lo, hi, why), value)
         return value
 
-    def float(
-        self,
-        key: str,
-        default: float | None = None,
-        lo: float | None = None,
-        hi: float | None = None,
-    ) -> float:
+    def float(self, key: str, default: float, lo: float, hi: float) -> float:
         value = self.table.get(key, default)
-        rule = (
-            "a number"
-            + (f" >= {lo}" if lo is not None else "")
-            + (f" <= {hi}" if hi is not None else "")
-        )
-        if (
-            not isinstance(value, int | float)
-            or isinstance(value, bool)
-            or (lo is not None and value < lo)
-            or (hi is not None and value > hi)
-        ):
-            raise self.fail(key, rule, value)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(key, _rule("a number", value, lo, hi), value)
+        if not math.isfinite(value):
+            raise self.fail(key, _rule("a finite number", None, lo, hi), value)
+        if not lo <= value <= hi:
+            raise self.fail(key, _rule("a number", value, lo, hi), value)
         return float(value)
 
     def choice(self, key: str, choices: tuple[str, ...], default: str | None = None) -> str:
         value = self.table.get(key, default)
-        if value not in choices:
+        if not isinstance(value, str) or value not in choices:
             raise self.fail(key, "one of " + ", ".join(choices), value)
-        return str(value)
+        return value
 
     def str(self, key: str, default: str = "") -> str:
         value = self.table.get(key, default)
-        if not isinstance(value, str):
-            raise self.fail(key, "a string", value)
+        if not isinstance(value, str) or len(value) > MAX_NAME_CHARS:
+            raise self.fail(key, f"a string of at most {MAX_NAME_CHARS} characters", value)
         return value
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The file's TOML: every way it can fail is one line naming it."""
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such scenario file") from None
+    except IsADirectoryError:
+        raise ScenarioError(f"{path}: is a directory, expected a scenario file (TOML)") from None
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ScenarioError(
+            f"{path.name}: expected a scenario file of at most {MAX_FILE_BYTES} bytes, got more"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(
+            f"{path.name}: expected UTF-8 text (TOML), got byte 0x{raw[exc.start]:02x} "
+            f"at offset {exc.start}: not a text file?"
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except ValueError as exc:  # TOMLDecodeError, and integers too long to convert
+        raise ScenarioError(f"{path.name}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ScenarioError(f"{path.name}: not valid TOML: nested too deeply") from None
 
 
 def load_scenario(path: Path | str) -> Scenario:
     """Read and validate a scenario file."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: no such scenario file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{path.name}: not valid TOML: {exc}") from exc
-    top = _Reader(path, data)
-    regions_raw = data.get("regions")
-    if not isinstance(regions_raw, list) or not regions_raw:
-        raise top.fail("regions", "a non-empty array of [[regions]] tables", regions_raw)
+    data = _read(path)
+    top = _Reader(path, data, "", "")
     mechanisms = mechanism_names()
-    length = top.int("epoch_length_s", 3600, 60)
+    length = top.int("epoch_length_s", 3600, 60, MAX_EPOCH_LENGTH_S)
     regions = []
-    for i, raw in enumerate(regions_raw):
-        if not isinstance(raw, dict):
-            raise top.fail(f"regions[{i}]", "a table", raw)
-        r = _Reader(path, raw, f"regions[{i}].")
-        channels = r.int("channels", 16, 1, 256)
-        committee = r.int("committee", 3, 1, 32)
-        protected = raw.get("protected_channels", [])
+    for i, r in enumerate(top.tables("regions", "[[regions]] tables", MAX_REGIONS, True)):
+        channels = r.int("channels", 16, 1, MAX_CHANNELS)
+        committee = r.int("committee", 3, 1, MAX_COMMITTEE)
+        protected = r.table.get("protected_channels", [])
         if not isinstance(protected, list) or not all(
-            isinstance(c, int) and 0 <= c < channels for c in protected
+            isinstance(c, int) and not isinstance(c, bool) and 0 <= c < channels for c in protected
         ):
             raise r.fail(
                 "protected_channels", f"a list of channels in 0..{channels - 1}", protected
@@ -199,14 +340,14 @@ def load_scenario(path: Path | str) -> Scenario:
         try:
             regions.append(
                 RegionConfig(
-                    region_id=r.int("id", None, 0),
+                    region_id=r.int("id", None, 0, MAX_REGION_ID),
                     name=r.str("name", f"region-{i}"),
                     mechanism=r.choice("mechanism", mechanisms, "proportional_fair"),
                     committee_size=committee,
                     threshold=r.int("threshold", min(2, committee), 1, committee),
                     num_channels=channels,
-                    channel_width_hz=r.int("channel_width_hz", 10_000_000, 1),
-                    spectrum_low_hz=r.int("spectrum_low_hz", 3_550_000_000, 0),
+                    channel_width_hz=r.int("channel_width_hz", 10_000_000, 1, MAX_HZ),
+                    spectrum_low_hz=r.int("spectrum_low_hz", 3_550_000_000, 0, MAX_HZ),
                     protected_channels=tuple(protected),
                     epoch_length_s=length,
                     # a working device proves itself twice an epoch; an ended lease
@@ -222,53 +363,66 @@ def load_scenario(path: Path | str) -> Scenario:
         raise top.fail("regions", "distinct region ids", [r.region_id for r in regions])
     p = top.sub("participants")
     participants = Participants(
-        satellite_operators=p.int("satellite_operators", 0, 0),
-        terrestrial_operators=p.int("terrestrial_operators", 1, 1),
-        edge_servers=p.int("edge_servers", 1, 1),
-        edge_devices=p.int("edge_devices", 10, 1),
+        satellite_operators=p.int("satellite_operators", 0, 0, MAX_SATELLITE_OPERATORS),
+        terrestrial_operators=p.int("terrestrial_operators", 1, 1, MAX_OPERATORS),
+        edge_servers=p.int("edge_servers", 1, 1, MAX_OPERATORS),
+        edge_devices=p.int("edge_devices", 10, 1, MAX_EDGE_DEVICES),
         coordinators=p.int("coordinators", 1, 1, 1),
     )
+    if participants.total > MAX_AGENTS:
+        raise ScenarioError(
+            f"{path.name}: participants: expected at most {MAX_AGENTS} agents in all, "
+            f"got {participants.total}"
+        )
     s = top.sub("strategies", required=False)
     j = top.sub("job")
+    model = j.choice("model", MODELS, "small")
+    devices = participants.edge_devices
     job = JobSpec(
         task=j.choice("task", TASKS, "sensor"),
-        model=j.choice("model", MODELS, "small"),
-        rounds=j.int("rounds", None, 1),
-        devices_per_round=j.int("devices_per_round", None, 1, participants.edge_devices),
-        delay_budget_s=j.float("delay_budget_s", 2.0, 1e-6),
-        v=j.float("v", 5.0, 0.0),
-        budget_eth=j.float("budget_eth", 10.0, 1e-9, 1000.0),
-        lora_rank=j.int("lora_rank", 8, 1),
-        clip_norm=j.float("clip_norm", 1.0, 0.0),
+        model=model,
+        rounds=j.int("rounds", None, 1, MAX_EPOCHS),
+        devices_per_round=j.int(
+            "devices_per_round",
+            None,
+            1,
+            min(devices, MAX_DEVICES_PER_ROUND),
+            "the edge devices" if devices <= MAX_DEVICES_PER_ROUND else "what a round trains here",
+        ),
+        delay_budget_s=j.float("delay_budget_s", 2.0, 1e-6, MAX_DELAY_BUDGET_S),
+        v=j.float("v", 5.0, 0.0, MAX_V),
+        budget_eth=j.float("budget_eth", 10.0, 1e-9, MAX_BUDGET_ETH),
+        lora_rank=j.int(
+            "lora_rank", 8, 1, MAX_LORA_RANK[model], f"the {model} encoder's hidden size"
+        ),
+        clip_norm=j.float("clip_norm", 1.0, 0.0, MAX_CLIP_NORM),
     )
+    epochs = top.int("epochs", None, 1, MAX_EPOCHS)
+    if job.rounds > epochs:
+        raise j.fail("rounds", f"at most epochs ({epochs})", job.rounds)
     f = top.sub("failures", required=False)
     outage = None
     if "region_outage" in f.table:
         o = f.sub("region_outage")
-        outage = Outage(
-            o.int("region", None), o.int("from_epoch", None, 0), o.int("to_epoch", None, 0)
-        )
-        if outage.region not in {r.region_id for r in regions}:
-            raise o.fail("region", "the id of a region above", outage.region)
-    crashes_raw = f.table.get("agent_crashes", [])
-    if not isinstance(crashes_raw, list):
-        raise f.fail("agent_crashes", "an array of {agent, epoch} tables", crashes_raw)
-    crashes = []
-    for i, c in enumerate(crashes_raw):
-        if not isinstance(c, dict):
-            raise f.fail(f"agent_crashes[{i}]", "a table", c)
-        cr = _Reader(path, c, f"failures.agent_crashes[{i}].")
-        crashes.append(Crash(cr.str("agent"), cr.int("epoch", None, 0)))
-    epochs = top.int("epochs", None, 1)
-    if job.rounds > epochs:
-        raise j.fail("rounds", f"at most epochs ({epochs})", job.rounds)
+        region = o.int("region", None, 0, MAX_REGION_ID)
+        if region not in {r.region_id for r in regions}:
+            raise o.fail("region", "the id of a region above", region)
+        start = o.int("from_epoch", None, 0, MAX_EPOCHS)
+        end = o.int("to_epoch", None, 0, MAX_EPOCHS)
+        if end < start:
+            raise o.fail("to_epoch", f"at least from_epoch ({start})", end)
+        outage = Outage(region, start, end)
+    crashes = [
+        Crash(c.str("agent"), c.int("epoch", None, 0, MAX_EPOCHS))
+        for c in f.tables("agent_crashes", "{agent, epoch} tables", MAX_AGENTS)
+    ]
     return Scenario(
         path=path,
-        seed=top.int("seed", 0, 0),
+        seed=top.int("seed", 0, 0, MAX_INT),
         epochs=epochs,
         epoch_length_s=length,
-        genesis_timestamp=top.int("genesis_timestamp", 1_893_456_000, 0),
-        checkpoint_every=top.int("checkpoint_every", 0, 0),
+        genesis_timestamp=top.int("genesis_timestamp", 1_893_456_000, 0, MAX_TIMESTAMP),
+        checkpoint_every=top.int("checkpoint_every", 0, 0, MAX_EPOCHS),
         regions=tuple(regions),
         participants=participants,
         coordinator_strategy=s.choice("coordinator", STRATEGIES, "adaptive"),

@@ -6,6 +6,7 @@ Rooms (each a sub-package or module with one purpose):
 - ``config``        one region's configuration, from scenario to chain
 - ``eip712``        typed-data digests and signatures, as the contracts compute them
 - ``mechanisms/``   pure allocation rules, one module each (no web3)
+- ``keccak``        which keccak eth-hash uses, chosen by entry points (no web3)
 - ``chain/``        backends, the client, contract bindings, logs, artifacts, testnets
 - ``bindings/``     the RegionMarket and RootLedger contracts, typed
 - ``region/``       a region at work: sequencer, committee, worker process, trader

@@ -14,11 +14,21 @@ from rich.table import Table
 
 from agents.errors import AgentError
 from ledger.errors import LedgerError
-from training.errors import TrainingError
 
 F = TypeVar("F", bound=Callable[..., Any])
 _err = Console(stderr=True)
 _out = Console()
+
+
+def _ours(exc: BaseException) -> bool:
+    """Whether ``exc`` is an error one of our packages raised on purpose. ``training``
+    is looked up, not imported: its package loads torch (seconds), and a command that
+    never imported it cannot have raised its errors."""
+    training_errors = sys.modules.get("training.errors")
+    roots: tuple[type[BaseException], ...] = (LedgerError, AgentError)
+    if training_errors is not None:
+        roots += (training_errors.TrainingError,)
+    return isinstance(exc, roots)
 
 
 def _clear_errors(fn: F) -> F:
@@ -28,7 +38,9 @@ def _clear_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (LedgerError, AgentError, TrainingError) as exc:
+        except Exception as exc:
+            if not _ours(exc):
+                raise
             _err.print("[red]error:[/red] ", end="")
             _err.print(str(exc), highlight=False, soft_wrap=True, markup=False)
             sys.exit(1)
@@ -55,7 +67,7 @@ def _show(result: dict[str, Any], title: str, as_json: bool) -> None:
 @click.version_option(package_name="specledger")
 def main() -> None:
     """specledger: a sharded EVM marketplace for spectrum and compute leases."""
-    from ledger.chain import use_fast_keccak
+    from ledger.keccak import use_fast_keccak  # eth-hash alone: no chain library, no torch
 
     use_fast_keccak()  # the entry point chooses eth-hash's keccak (safe-pysha3, ~4x faster)
 

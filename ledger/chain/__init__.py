@@ -7,12 +7,12 @@ Nothing here knows the market: ``chain`` imports nothing from ``bindings``,
 
 from __future__ import annotations
 
+from ..keccak import keccak_backend, use_fast_keccak  # lives outside chain/: cheap to import
 from .artifacts import Artifact, load_artifact
 from .backends import ChainBackend, dev_keys, open_backend
 from .client import ContractBinding, LedgerClient, NonceManager
 from .events import Event, Receipt
 from .factory import ChainFactory, EmbeddedChains, RpcChains, chains_from_record, root_first
-from .keccak import keccak_backend, use_fast_keccak
 from .logs import LogIndex
 from .reverts import revert_reason
 

@@ -6,6 +6,10 @@ hashes about 4x faster, which speeds up py-evm, signing and log decoding alike
 (bench ledger: +6-9%). Entry points call :func:`use_fast_keccak` (the CLI, the
 test suite, a region worker process); a library user who does not keeps
 eth-hash's own choice. Nothing is written to the environment.
+
+It lives outside ``ledger.chain`` (which re-exports it) so that choosing costs
+nothing but eth-hash: importing this module loads no chain library, and the CLI's
+group makes the choice before every command, a bad scenario file included.
 """
 
 from __future__ import annotations
