@@ -24,6 +24,16 @@
     channel mask (incumbents) may never be leased.
 
     Lease states: 0 none, 1 active, 2 completed, 3 relinquished, 4 defaulted, 5 expired.
+
+    An epoch of more than MAX_LEASES leases settles in parts, one transaction each,
+    all or nothing: the committee signs the whole epoch once (leases_hash chains
+    every lease of the epoch, in order) and every part carries that signature. The
+    parts must land in order, from one sender, with no other epoch between them;
+    the epoch is settled (`Settled`, epoch_state SEALED) only when the chain of
+    the parts landed so far equals the signed leases_hash. Until then its leases
+    take no lifecycle step. An epoch still unsealed when a later epoch starts is
+    void (`EpochVoided`): its leases can only be expired, which refunds each buyer
+    in full at once, and the seller is paid nothing.
 """
 
 MAX_COMMITTEE: constant(uint256) = 32
@@ -48,6 +58,11 @@ STATE_DEFAULTED: constant(uint256) = 4
 STATE_EXPIRED: constant(uint256) = 5
 
 STATE_MASK: constant(uint256) = 255
+
+EPOCH_NONE: constant(uint256) = 0
+EPOCH_SETTLING: constant(uint256) = 1  # some of its parts landed
+EPOCH_SEALED: constant(uint256) = 2    # every part landed: its leases are live
+EPOCH_VOID: constant(uint256) = 3      # a later epoch started before it sealed
 # secp256k1 n / 2: signatures with a larger s are the malleable twin of another
 HALF_N: constant(uint256) = 57896044618658097711785492504343953926418782139537452191302581570759080747168
 
@@ -159,6 +174,14 @@ event Settled:
     total_price_wei: uint256
     signers: uint256
 
+event SettlementPart:
+    epoch: indexed(uint256)
+    leases: uint256
+    running_hash: bytes32
+
+event EpochVoided:
+    epoch: indexed(uint256)
+
 event LeaseActivated:
     lease_id: indexed(bytes32)
     epoch: indexed(uint256)
@@ -236,7 +259,15 @@ total_locked: public(uint256)
 total_bonds: public(uint256)
 
 # -- leases --------------------------------------------------------------------------
-last_epoch: public(uint256)
+last_epoch: public(uint256)   # the last sealed epoch
+epoch_state: public(HashMap[uint256, uint256])
+# the epoch whose parts are landing: its first part's sender, the chain of its leases
+# so far, and their count and total price (for its Settled event)
+open_epoch: public(uint256)
+open_sender: public(address)
+open_running: public(bytes32)
+open_leases: public(uint256)
+open_total_wei: public(uint256)
 lease_word: public(HashMap[bytes32, uint256])
 last_heartbeat: public(HashMap[bytes32, uint256])
 occupancy: public(HashMap[uint256, uint256])   # slot -> bitmap of leased channels
@@ -540,39 +571,73 @@ def _activate(epoch: uint256, lease: LeaseIn, verified: bytes32) -> (bytes32, by
 
 
 @external
-def settle(epoch: uint256, orderbook_root: bytes32, leases: DynArray[LeaseIn, MAX_LEASES],
-           sigs: DynArray[Sig, MAX_COMMITTEE]):
-    """Record every lease of `epoch`. leases_hash chains the lease record hashes:
-    h_0 = 0, h_i = keccak256(h_{i-1} ++ record_i); the committee signs h_n."""
-    assert epoch > self.last_epoch, "epoch not after the last settled one"
-    self.last_epoch = epoch
-    leases_hash: bytes32 = empty(bytes32)
+def settle(epoch: uint256, orderbook_root: bytes32, leases_hash: bytes32,
+           leases: DynArray[LeaseIn, MAX_LEASES], sigs: DynArray[Sig, MAX_COMMITTEE]):
+    """Record leases of `epoch`: all of them, or the next part of them. leases_hash
+    chains the record hashes of every lease of the epoch: h_0 = 0,
+    h_i = keccak256(h_{i-1} ++ record_i); the committee signs h_n, and each part
+    carries the signatures. The epoch seals when the parts' chain reaches h_n."""
+    running: bytes32 = empty(bytes32)
+    count: uint256 = 0
     total: uint256 = 0
+    if self.epoch_state[epoch] == EPOCH_SETTLING:
+        assert epoch == self.open_epoch and msg.sender == self.open_sender, "not this epoch's sender"
+        running = self.open_running
+        count = self.open_leases
+        total = self.open_total_wei
+    else:
+        assert epoch > self.last_epoch and epoch > self.open_epoch, "epoch not after the last settled one"
+        previous: uint256 = self.open_epoch
+        if self.epoch_state[previous] == EPOCH_SETTLING:
+            self.epoch_state[previous] = EPOCH_VOID
+            log EpochVoided(epoch=previous)
+    digest: bytes32 = self._typed(keccak256(abi_encode(
+        SETTLEMENT_TYPEHASH, self.region_id, epoch, orderbook_root, leases_hash)))
+    signers: uint256 = self._check_quorum(digest, sigs)
+    part_total: uint256 = 0
     # index the calldata array: `for lease in leases` would copy all MAX_LEASES slots to memory
     verified: bytes32 = empty(bytes32)
     for i: uint256 in range(len(leases), bound=MAX_LEASES):
         record: bytes32 = empty(bytes32)
         record, verified = self._activate(epoch, leases[i], verified)
-        leases_hash = keccak256(abi_encode(leases_hash, record))  # = concat: two words
-        total += leases[i].price_wei
-    digest: bytes32 = self._typed(keccak256(abi_encode(
-        SETTLEMENT_TYPEHASH, self.region_id, epoch, orderbook_root, leases_hash)))
-    signers: uint256 = self._check_quorum(digest, sigs)
-    self.total_free -= total
-    self.total_locked += total
-    log Settled(epoch=epoch, orderbook_root=orderbook_root, leases_hash=leases_hash,
-                leases=len(leases), total_price_wei=total, signers=signers)
+        running = keccak256(abi_encode(running, record))  # = concat: two words
+        part_total += leases[i].price_wei
+    self.total_free -= part_total
+    self.total_locked += part_total
+    count += len(leases)
+    total += part_total
+    if running == leases_hash:
+        self.epoch_state[epoch] = EPOCH_SEALED
+        self.last_epoch = epoch
+        log Settled(epoch=epoch, orderbook_root=orderbook_root, leases_hash=leases_hash,
+                    leases=count, total_price_wei=total, signers=signers)
+    else:
+        self.epoch_state[epoch] = EPOCH_SETTLING
+        self.open_epoch = epoch
+        self.open_sender = msg.sender
+        self.open_running = running
+        self.open_leases = count
+        self.open_total_wei = total
+        log SettlementPart(epoch=epoch, leases=len(leases), running_hash=running)
 
 
 # -- lease lifecycle -------------------------------------------------------------------
 @internal
 @view
-def _active(rec: LeaseRecord) -> bytes32:
+def _recorded(rec: LeaseRecord) -> bytes32:
     lease_id: bytes32 = keccak256(abi_encode(rec.buyer, rec.nonce))
     word: uint256 = self.lease_word[lease_id]
     assert word != 0, "no such lease"
     assert word & ~STATE_MASK == convert(keccak256(abi_encode(rec)), uint256) & ~STATE_MASK, "lease record does not match"
     assert word & STATE_MASK == STATE_ACTIVE, "lease is not active"
+    return lease_id
+
+
+@internal
+@view
+def _active(rec: LeaseRecord) -> bytes32:
+    lease_id: bytes32 = self._recorded(rec)
+    assert self.epoch_state[rec.epoch] == EPOCH_SEALED, "lease's epoch is not sealed"
     return lease_id
 
 
@@ -650,10 +715,13 @@ def report_default(rec: LeaseRecord):
 
 @external
 def expire(rec: LeaseRecord):
-    """Nobody claimed the lease within the claim window after its end: the
-    locked price goes back to the buyer (a seller is paid only when it claims)."""
-    lease_id: bytes32 = self._active(rec)
-    assert block.timestamp >= rec.end + self.claim_window_s, "claim window still open"
+    """Nobody claimed the lease within the claim window after its end, or its epoch
+    is void: the locked price goes back to the buyer (a seller is paid only when it
+    claims)."""
+    lease_id: bytes32 = self._recorded(rec)
+    if self.epoch_state[rec.epoch] != EPOCH_VOID:
+        assert self.epoch_state[rec.epoch] == EPOCH_SEALED, "lease's epoch is not sealed"
+        assert block.timestamp >= rec.end + self.claim_window_s, "claim window still open"
     self._set_state(lease_id, STATE_EXPIRED)
     self.total_locked -= rec.price_wei
     self.free[rec.buyer] += rec.price_wei

@@ -6,7 +6,8 @@ Two-phase commit through the root chain:
    every region's part, the regions, and a deadline;
 2. **vote** — each region's sequencer reserves its part (the channels are taken
    out of its order book) and its committee signs a commit vote on the root; a
-   region that cannot reserve votes abort;
+   region that cannot reserve, or whose contract would refuse the part (its rules,
+   ``ledger.region.rules``, against the chain as it is at the vote), votes abort;
 3. **commit** — when every region has voted commit before the deadline the root
    marks the lease committed, and each region settles its part in its next epoch
    (the reservation guarantees it fits). A refusal, or a region that never
@@ -76,7 +77,9 @@ class CrossRegionLease:
     async def vote(self, region: int) -> bool:
         """Region ``region`` reserves its part and votes; returns whether it committed."""
         rt = self.ledger.regions[region]
-        commit = rt.sequencer.hold(self.parts[region].lease())
+        lease = self.parts[region].lease()
+        await rt.sequencer.sync()  # the part must settle on the chain as it is now
+        commit = rt.sequencer.settlement_problem(lease) is None and rt.sequencer.hold(lease)
         digest = self.ledger.root.vote_digest(self.xlease_id, region, commit)
         sigs = quorum_sign(digest, [v.key for v in rt.validators[: rt.config.threshold]])
         await self.ledger.root.binding.transact(

@@ -266,9 +266,10 @@ def field_values(obj: Any) -> tuple[Any, ...]:
     return getter(obj)  # type: ignore[no-any-return]
 
 
-def chain_leases_hash(records: Sequence[LeaseRecord]) -> bytes:
-    """h_0 = 0, h_i = keccak(h_{i-1} ++ record_hash_i): what the committee signs."""
-    h = _ZERO32
+def chain_leases_hash(records: Sequence[LeaseRecord], start: bytes = _ZERO32) -> bytes:
+    """h_0 = 0, h_i = keccak(h_{i-1} ++ record_hash_i): what the committee signs.
+    ``start``: the chain so far, for the next part of an epoch settled in parts."""
+    h = start
     for record in records:
         h = keccak(h + record.record_hash())
     return h

@@ -46,6 +46,7 @@ from .region import (
     RegionSequencer,
     RegionWorker,
     Validator,
+    recover,
     settle_epoch,
 )
 
@@ -234,6 +235,10 @@ class TieredLedger:
             outcome = EpochOutcome(
                 region, frozen.epoch, settled=False, reason=f"{type(exc).__name__}: {exc}"
             )
+            if region in self.workers:  # its answer is late or lost: it must not land later
+                await asyncio.to_thread(self.workers.pop(region).kill)
+        if not outcome.settled:  # the answer may be lost while the settlement landed
+            outcome = await recover(rt.sequencer, frozen, outcome, min(timeout_s, 10.0))
         if outcome.settled:
             rt.sequencer.apply(outcome.leases)
         rt.outcomes.append(outcome)
@@ -281,7 +286,8 @@ class TieredLedger:
             if outcome.settled and checkpoint_every > 0 and settled % checkpoint_every == 0:
                 try:
                     await self.checkpoint(region)
-                except LedgerError as exc:  # the root being slow must not undo a settlement
+                except (LedgerError, OSError, TimeoutError) as exc:  # a slow root or region
+                    # must not undo a settlement
                     outcome.reason = f"checkpoint failed: {exc}"
             return outcome
 

@@ -200,6 +200,7 @@ class SettlementAudit:
         self.occupancy = Occupancy(region.name, region.protected_mask, region.epoch_length_s, found)
         self.escrow = Escrow(region, self.history)
         self.settlements: list[SettlementRow] = []
+        self.running: dict[int, bytes] = {}  # epoch -> lease chain of its parts so far
         self.verified = 0  # leases whose signatures were checked
 
     def flag(self, check: str, tx: TxRead, lease: str | None, detail: str) -> None:
@@ -220,18 +221,32 @@ class SettlementAudit:
                 continue
             settles = tx.input[:4] == self.selector
             if settles:
-                self._settle(tx)
+                self._settle(tx, sealed=any(ev.name == "Settled" for ev in evs))
             for ev in evs:
                 self.escrow.apply(ev, tx)
             if settles:
                 await self._check_balance(tx)
         return self
 
-    def _settle(self, tx: TxRead) -> None:
-        epoch, orderbook_root, raw_leases, raw_sigs = abi_decode(self.types, tx.input[4:])
+    def _settle(self, tx: TxRead, sealed: bool) -> None:
+        """One settlement transaction: a whole epoch, or one of its parts (the chain of
+        lease hashes runs on across parts and must reach the signed one when it seals)."""
+        epoch, orderbook_root, leases_hash, raw_leases, raw_sigs = abi_decode(
+            self.types, tx.input[4:]
+        )
         records = [self._lease(epoch, raw, tx) for raw in raw_leases]
+        running = chain_leases_hash(records, self.running.pop(epoch, bytes(32)))
+        if sealed and running != leases_hash:
+            self.flag(
+                "quorum",
+                tx,
+                None,
+                f"epoch {epoch} sealed with leases that do not chain to the signed leases_hash",
+            )
+        elif not sealed:
+            self.running[epoch] = running
         market = self.region.market
-        digest = market.settlement_digest(epoch, orderbook_root, chain_leases_hash(records))
+        digest = market.settlement_digest(epoch, orderbook_root, leases_hash)
         signers = {_safe_recover(digest, Sig(*sig)) for sig in raw_sigs}
         valid = len(signers & self.members)
         if valid < self.threshold:

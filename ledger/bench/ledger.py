@@ -84,9 +84,10 @@ async def _settlement_gas(backend: ChainBackend, leases: int = 100) -> dict[str,
         batch.append(LeaseIn(offer, offer_sig, bid, market.sign_bid(key, bid), i % 16, 10**12))
     root = b"\x01" * 32
     records = [lease.record(1, 1) for lease in batch]
-    sigs = quorum_sign(market.settlement_digest(1, root, chain_leases_hash(records)), committee[:2])
+    leases_hash = chain_leases_hash(records)
+    sigs = quorum_sign(market.settlement_digest(1, root, leases_hash), committee[:2])
     started = time.perf_counter()
-    receipt = await market.settle(1, root, batch, sigs)
+    receipt = await market.settle(1, root, leases_hash, batch, sigs)
     elapsed = time.perf_counter() - started
     return {"gas_per_lease": round(receipt.gas_used / leases), "settle_100_s": round(elapsed, 3)}
 

@@ -117,7 +117,7 @@ async def _runtime_scaling(n: int, buyers: int, epochs: int, directory: Path) ->
     nodes = testnet_up(n, directory / "testnet")
     try:
         configs = [
-            RegionConfig(r, f"r{r}", "second_price", num_channels=CHANNELS) for r in range(n)
+            RegionConfig(r, f"r{r}", "second_price", num_channels=CHANNELS) for r in range(1, n + 1)
         ]
         ledger = await TieredLedger.create(
             directory / "run",

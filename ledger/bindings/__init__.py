@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from .region_market import LIFECYCLE_ACTIONS, MARKET_DOMAIN, RegionMarket
+from .region_market import LIFECYCLE_ACTIONS, MARKET_DOMAIN, MAX_LEASES, RegionMarket
 from .root_ledger import ROOT_DOMAIN, RootLedger
 
-__all__ = ["LIFECYCLE_ACTIONS", "MARKET_DOMAIN", "ROOT_DOMAIN", "RegionMarket", "RootLedger"]
+__all__ = [
+    "LIFECYCLE_ACTIONS",
+    "MARKET_DOMAIN",
+    "MAX_LEASES",
+    "ROOT_DOMAIN",
+    "RegionMarket",
+    "RootLedger",
+]

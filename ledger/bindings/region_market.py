@@ -28,9 +28,11 @@ from ..eip712 import (
 from ..errors import ConfigError
 from ..records import Bid, LeaseIn, LeaseRecord, LeaseState, Offer, Role, field_values
 
-__all__ = ["LIFECYCLE_ACTIONS", "MARKET_DOMAIN", "RegionMarket"]
+__all__ = ["LIFECYCLE_ACTIONS", "MARKET_DOMAIN", "MAX_LEASES", "RegionMarket"]
 
 MARKET_DOMAIN = "specledger RegionMarket"
+#: leases in one settlement transaction (the contract's MAX_LEASES; a test compares them)
+MAX_LEASES = 128
 LIFECYCLE_ACTIONS = ("heartbeat", "complete", "relinquish", "report_default", "expire")
 
 _SIG_TYPES = ("uint256", "bytes32", "bytes32")
@@ -131,24 +133,40 @@ class RegionMarket:
         self,
         epoch: int,
         orderbook_root: bytes,
+        leases_hash: bytes,
         leases: Sequence[LeaseIn],
         sigs: Sequence[Sig],
         gas: int | None = None,
     ) -> Receipt:
+        """One settlement transaction: every lease of ``epoch``, or its next part (at most
+        :data:`MAX_LEASES`); ``leases_hash`` chains the whole epoch's records."""
+        if len(leases) > MAX_LEASES:
+            raise ConfigError(f"{len(leases)} leases in one part: at most {MAX_LEASES}")
         if gas is None:
             gas = 400_000 + 80_000 * len(leases)
-        data = self.settle_calldata(epoch, orderbook_root, leases, sigs)
+        data = self.settle_calldata(epoch, orderbook_root, leases_hash, leases, sigs)
         return await self.binding.send_calldata(data, gas=gas)
 
     def settle_calldata(
-        self, epoch: int, orderbook_root: bytes, leases: Sequence[LeaseIn], sigs: Sequence[Sig]
+        self,
+        epoch: int,
+        orderbook_root: bytes,
+        leases_hash: bytes,
+        leases: Sequence[LeaseIn],
+        sigs: Sequence[Sig],
     ) -> bytes:
         """``settle``'s calldata, packed word by word: every field of its structs is one
         32-byte word, so each array is its length and then its elements' words in order
         (a test checks it against eth_abi, which took 0.1 ms a lease)."""
         head = abi_words(
-            ("uint256", "bytes32", "uint256", "uint256"),
-            (epoch, orderbook_root, 4 * 32, 5 * 32 + len(leases) * _LEASE_WORDS * 32),
+            ("uint256", "bytes32", "bytes32", "uint256", "uint256"),
+            (
+                epoch,
+                orderbook_root,
+                leases_hash,
+                5 * 32,
+                6 * 32 + len(leases) * _LEASE_WORDS * 32,
+            ),
         )
         parts = [self.binding.selector("settle"), head, len(leases).to_bytes(32, "big")]
         for lease in leases:

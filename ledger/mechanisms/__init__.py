@@ -5,7 +5,7 @@ id   name                  rule
 ===  ====================  =====================================================
 0    second_price          (k+1)-th price auction per slot, unit demand (Vickrey)
 1    double_auction        McAfee's trade-reduction double auction, unit demand
-2    proportional_fair     non-price shares by weight, capped by demand
+2    proportional_fair     non-price shares by weight, whole bids in order of share
 3    bundle                spectrum + compute all-or-nothing, greedy + critical value
 ===  ====================  =====================================================
 
@@ -26,6 +26,7 @@ from .base import (
     BidShape,
     Book,
     Demand,
+    Dropped,
     Mechanism,
     Order,
     OrderGroup,
@@ -47,6 +48,7 @@ __all__ = [
     "Bundle",
     "Demand",
     "DoubleAuction",
+    "Dropped",
     "Mechanism",
     "Order",
     "OrderGroup",

@@ -21,7 +21,7 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from ..records import Bid, Kind, Offer
 
@@ -31,6 +31,7 @@ __all__ = [
     "BidShape",
     "Book",
     "Demand",
+    "Dropped",
     "Mechanism",
     "Order",
     "OrderGroup",
@@ -38,6 +39,7 @@ __all__ = [
     "UnitDemandMechanism",
     "markets",
     "supply_units",
+    "unit_bids",
 ]
 
 
@@ -82,12 +84,24 @@ class Award:
     price_wei: int
 
 
+class Dropped(NamedTuple):
+    """A lease the committee left out of a settlement, and the contract rule it broke."""
+
+    buyer: str
+    nonce: int
+    reason: str
+
+
 @dataclass(frozen=True)
 class Allocation:
-    """A mechanism's result; ``awards`` in a canonical order (by bid key)."""
+    """A mechanism's result; ``awards`` in a canonical order (by bid key).
+
+    ``dropped``: awards (and committed cross-region parts) the validators' check of the
+    contract's rules (``ledger.region.rules``) took out; empty as a mechanism returns it."""
 
     mechanism: str
     awards: tuple[Award, ...] = field(default_factory=tuple)
+    dropped: tuple[Dropped, ...] = ()
 
     def welfare_wei(self, book: Book) -> int:
         """Sum over winners of (bid value - seller reserve) for the units traded."""
@@ -128,6 +142,27 @@ def supply_units(book: Book, kind: int, compute_class: int | None = None) -> lis
             units.values(), key=lambda u: (u.reserve_wei, book.offer_keys[u.offer], u.channel)
         )
     return compute
+
+
+def unit_bids(book: Book, kind: int, compute_class: int | None) -> list[int]:
+    """The book's unit-demand bids of one market, by value per unit (:func:`bid_order`):
+    one compute unit of ``compute_class``, or one channel anywhere in the band — a bid for
+    part of the band could not take whichever channel the auction hands it, so it is left
+    out (the sequencer refuses such bids: :meth:`UnitDemandMechanism.refusal`)."""
+    return bid_order(
+        book,
+        [
+            i
+            for i, b in enumerate(book.bids)
+            if b.kind == kind
+            and b.units == 1
+            and (
+                (b.lo, b.hi) == (0, book.num_channels)
+                if kind == Kind.SPECTRUM
+                else compute_class is None or b.lo == compute_class
+            )
+        ],
+    )
 
 
 def bid_order(book: Book, indices: Sequence[int]) -> list[int]:

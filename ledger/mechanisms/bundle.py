@@ -72,8 +72,9 @@ def _greedy(
 ) -> list[tuple[tuple[int, int], list[Unit], list[Unit]]]:
     spectrum, compute = supply_units(book, 0), supply_units(book, 1)
     won = []
+    taken: set[int] = set()  # bids already in a winning bundle: a bid wins once
     for pair in order:
-        if pair == skip:
+        if pair == skip or taken.intersection(pair):
             continue
         fit = _fit(book, spectrum, compute, *pair)
         if fit is None:
@@ -84,9 +85,26 @@ def _greedy(
         ].max_price_wei < sum(u.reserve_wei for u in cunits):
             continue
         won.append((pair, run, cunits))
+        taken.update(pair)
         spectrum = [u for u in spectrum if u not in run]
         compute = [u for u in compute if u not in cunits]
     return won
+
+
+def _pairs(book: Book) -> set[tuple[int, int]]:
+    """The book's bundles that are one: a spectrum bid and a compute bid, each pair once
+    (a pair named twice is not two bundles; one the wrong way round is none)."""
+    n = len(book.bids)
+    return {
+        (s, c)
+        for s, c in book.bundles
+        if 0 <= s < n
+        and 0 <= c < n
+        and book.bids[s].kind == Kind.SPECTRUM
+        and book.bids[c].kind == Kind.COMPUTE
+        and book.bids[s].units > 0
+        and book.bids[c].units > 0
+    }
 
 
 class Bundle(Mechanism):
@@ -118,7 +136,8 @@ class Bundle(Mechanism):
             return book.bids[pair[0]].max_price_wei + book.bids[pair[1]].max_price_wei
 
         order = sorted(
-            book.bundles, key=lambda p: (-value(p) * 10**6 // size(p), book.bid_keys[p[0]])
+            _pairs(book),
+            key=lambda p: (-value(p) * 10**6 // size(p), book.bid_keys[p[0]], book.bid_keys[p[1]]),
         )
         winners = _greedy(book, order, None)
         won_pairs = {w[0] for w in winners}

@@ -22,9 +22,9 @@ from .base import (
     Award,
     Book,
     UnitDemandMechanism,
-    bid_order,
     markets,
     supply_units,
+    unit_bids,
 )
 
 __all__ = ["DoubleAuction"]
@@ -32,14 +32,7 @@ __all__ = ["DoubleAuction"]
 
 def mcafee(book: Book, kind: int, compute_class: int | None) -> list[Award]:
     asks = supply_units(book, kind, compute_class)
-    bids = bid_order(
-        book,
-        [
-            i
-            for i, b in enumerate(book.bids)
-            if b.kind == kind and b.units == 1 and (compute_class is None or b.lo == compute_class)
-        ],
-    )
+    bids = unit_bids(book, kind, compute_class)
     k = 0
     while k < min(len(asks), len(bids)) and book.bids[bids[k]].max_price_wei >= asks[k].reserve_wei:
         k += 1

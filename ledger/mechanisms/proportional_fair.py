@@ -1,17 +1,25 @@
 """``proportional_fair``: a non-price share of the supply by weight.
 
-For regions that do not want prices to decide: each bid gets a share of the
-units of its kind proportional to its weight (the book's per-bid weight,
+For regions that do not want prices to decide: each bid's fair share of the
+units of its kind is proportional to its weight (the book's per-bid weight,
 default 1), never more than it asked for (water-filling: what a capped bid
-leaves goes to the others, by largest remainder, ties by key). Spectrum shares
-are contiguous runs of channels inside one offer. Each winner pays the
-reserves of the units it gets, and only if its bid covers them.
+leaves goes to the others, by largest remainder, ties by key).
+
+A lease is exactly its bid's units (the contract leases ``bid.units`` channels
+from ``first``, or ``bid.units`` compute units), so a bid is served whole or not
+at all: bids go in order of how much of their demand their fair share covers
+(fully covered ones first; ties by key), and each takes the cheapest place that
+still fits it — a contiguous run of free, unprotected channels inside one offer
+and inside the bid's band (the shortest such run first, to keep long runs for
+long bids), or one offer's remaining compute units of its class. A winner pays
+its offer's reserve for each unit, and only if its bid covers that.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
 
+from ..records import Kind
 from .base import Allocation, Award, Book, Mechanism, Unit, markets, supply_units
 
 __all__ = ["ProportionalFair"]
@@ -43,15 +51,43 @@ def _shares(
     return share
 
 
-def _runs(units: list[Unit], keys: tuple[bytes, ...]) -> list[list[Unit]]:
-    """Contiguous channel runs within one offer, by offer key then channel."""
-    runs: list[list[Unit]] = []
-    for u in sorted(units, key=lambda u: (keys[u.offer], u.channel)):
-        if runs and runs[-1][-1].offer == u.offer and runs[-1][-1].channel + 1 == u.channel:
-            runs[-1].append(u)
+def _pools(book: Book, kind: int, units: list[Unit]) -> list[list[Unit]]:
+    """Spectrum: maximal runs of consecutive channels within one offer; compute: each
+    offer's remaining units."""
+    pools: list[list[Unit]] = []
+    if kind == Kind.SPECTRUM:
+        for u in sorted(units, key=lambda u: (book.offer_keys[u.offer], u.channel)):
+            last = pools[-1][-1] if pools else None
+            if last is not None and last.offer == u.offer and last.channel + 1 == u.channel:
+                pools[-1].append(u)
+            else:
+                pools.append([u])
+        return pools
+    by_offer: dict[int, list[Unit]] = {}
+    for u in units:
+        by_offer.setdefault(u.offer, []).append(u)
+    return [by_offer[k] for k in sorted(by_offer, key=lambda k: book.offer_keys[k])]
+
+
+def _place(book: Book, pools: list[list[Unit]], bid: int) -> tuple[int, int] | None:
+    """(pool, position in it) of the cheapest place for the whole of ``bid``, or None."""
+    b = book.bids[bid]
+    best: tuple[tuple[int, int, bytes, int], int, int] | None = None
+    for p, pool in enumerate(pools):
+        if b.kind == Kind.SPECTRUM:
+            inside = [j for j, u in enumerate(pool) if b.lo <= u.channel < b.hi]
+            if len(inside) < b.units:
+                continue
+            at = inside[0]  # a pool is consecutive channels: so is its part in the band
+        elif len(pool) >= b.units:
+            at = 0
         else:
-            runs.append([u])
-    return runs
+            continue
+        u = pool[at]
+        rank = (u.reserve_wei, len(pool), book.offer_keys[u.offer], u.channel)
+        if best is None or rank < best[0]:
+            best = (rank, p, at)
+    return None if best is None else (best[1], best[2])
 
 
 class ProportionalFair(Mechanism):
@@ -62,61 +98,33 @@ class ProportionalFair(Mechanism):
         awards: list[Award] = []
         for kind, cls in markets(book):
             units = supply_units(book, kind, cls)
-            idx = sorted(
-                (
-                    i
-                    for i, b in enumerate(book.bids)
-                    if b.kind == kind and (cls is None or b.lo == cls)
-                ),
-                key=lambda i: book.bid_keys[i],
-            )
-            weight = {i: (book.weights[i] if book.weights else 1) for i in idx}
+            idx = [
+                i
+                for i, b in enumerate(book.bids)
+                if b.kind == kind and b.units > 0 and (cls is None or b.lo == cls)
+            ]
             share = _shares(
                 {i: book.bids[i].units for i in idx},
-                weight,
+                {i: (book.weights[i] if book.weights else 1) for i in idx},
                 len(units),
                 {i: book.bid_keys[i] for i in idx},
             )
-            pools = (
-                _runs(units, book.offer_keys) if kind == 0 else _by_offer(units, book.offer_keys)
+            order = sorted(
+                idx, key=lambda i: (-Fraction(share[i], book.bids[i].units), book.bid_keys[i])
             )
-            for i in idx:
-                want = share[i]
-                if want == 0:
+            pools = _pools(book, kind, units)
+            for i in order:
+                place = _place(book, pools, i)
+                if place is None:
                     continue
-                # a lease is one contiguous block of one offer: take the first pool that fits,
-                # shrinking the share until one does
-                bid = book.bids[i]
-                for size in range(want, 0, -1):
-                    pool = next(
-                        (
-                            p
-                            for p in pools
-                            if len(p) >= size and (kind == 1 or _inside(p[:size], bid.lo, bid.hi))
-                        ),
-                        None,
-                    )
-                    if pool is None:
-                        continue
-                    taken, rest = pool[:size], pool[size:]
-                    price = sum(u.reserve_wei for u in taken)
-                    if price <= bid.max_price_wei:
-                        awards.append(
-                            Award(
-                                i, taken[0].offer, taken[0].channel if kind == 0 else 0, size, price
-                            )
-                        )
-                        pools[pools.index(pool)] = rest
-                    break
+                p, at = place
+                bid, pool = book.bids[i], pools[p]
+                taken = pool[at : at + bid.units]
+                price = taken[0].reserve_wei * bid.units  # one offer: one reserve
+                if price > bid.max_price_wei:
+                    continue  # the cheapest place it fits: no other is within its bid
+                first = taken[0].channel if kind == Kind.SPECTRUM else 0
+                awards.append(Award(i, taken[0].offer, first, bid.units, price))
+                rest = [pool[:at], pool[at + bid.units :]]
+                pools[p : p + 1] = [r for r in rest if r]
         return Allocation(self.name, tuple(sorted(awards, key=lambda a: book.bid_keys[a.bid])))
-
-
-def _by_offer(units: list[Unit], keys: tuple[bytes, ...]) -> list[list[Unit]]:
-    pools: dict[int, list[Unit]] = {}
-    for u in units:
-        pools.setdefault(u.offer, []).append(u)
-    return [pools[k] for k in sorted(pools, key=lambda k: keys[k])]
-
-
-def _inside(run: list[Unit], lo: int, hi: int) -> bool:
-    return run[0].channel >= lo and run[-1].channel < hi

@@ -17,9 +17,9 @@ from .base import (
     Award,
     Book,
     UnitDemandMechanism,
-    bid_order,
     markets,
     supply_units,
+    unit_bids,
 )
 
 __all__ = ["SecondPrice", "uniform_price_auction"]
@@ -27,15 +27,7 @@ __all__ = ["SecondPrice", "uniform_price_auction"]
 
 def uniform_price_auction(book: Book, kind: int, compute_class: int | None) -> list[Award]:
     units = supply_units(book, kind, compute_class)
-    # unit-demand bids; the sequencer admits only those that accept any channel of the band
-    bids = bid_order(
-        book,
-        [
-            i
-            for i, b in enumerate(book.bids)
-            if b.kind == kind and b.units == 1 and (compute_class is None or b.lo == compute_class)
-        ],
-    )
+    bids = unit_bids(book, kind, compute_class)
     k = 0
     while (
         k < min(len(units), len(bids)) and book.bids[bids[k]].max_price_wei >= units[k].reserve_wei

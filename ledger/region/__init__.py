@@ -2,7 +2,13 @@
 
 - ``sequencer``  admits signed offers and bids (refusing each bad one with its
                  reason) and freezes the epoch's book at close
-- ``committee``  validators re-run the mechanism and sign; a quorum settles
+- ``fields``     the shape of an order, field by field (types, ranges, addresses,
+                 signatures)
+- ``view``       the sequencer's view of the chain, followed from its events
+- ``committee``  validators re-run the mechanism, check the result against
+                 ``rules`` (the contract's settlement rules) and sign; a quorum
+                 settles
+- ``recovery``   what a settlement whose answer was lost did, as the chain tells
 - ``worker``     a region's committee and settlement in a process of its own (rpc)
 - ``trader``     one account on one market: join, sign offers and bids
 
@@ -12,6 +18,7 @@ Epoch ``e`` of a region leases time slot ``e``: ``[e L, (e + 1) L)``.
 from __future__ import annotations
 
 from .committee import EpochOutcome, Validator, settle_epoch
+from .recovery import found_on_chain, reconcile, recover
 from .sequencer import FrozenBook, OrderRefused, RegionSequencer
 from .trader import Trader
 from .worker import RegionWorker, WorkerConfig
@@ -25,5 +32,8 @@ __all__ = [
     "Trader",
     "Validator",
     "WorkerConfig",
+    "found_on_chain",
+    "reconcile",
+    "recover",
     "settle_epoch",
 ]

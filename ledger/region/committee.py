@@ -1,7 +1,9 @@
 """A region's committee: each validator re-runs the mechanism and signs; a quorum settles.
 
 Each :class:`Validator` re-runs the region's mechanism on the frozen book on
-its own and signs the resulting settlement; :func:`settle_epoch` sends the
+its own, checks the result against the contract's rules (:mod:`ledger.region.rules`:
+an award that would make the settlement revert is dropped, with its reason, and the
+rest settles) and signs the resulting settlement; :func:`settle_epoch` sends the
 settlement only with ``t`` agreeing signatures — a validator that signs
 something else is outvoted, and with fewer than ``t`` the epoch does not settle
 and no funds move.
@@ -10,15 +12,17 @@ and no funds move.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from eth_account import Account
 
-from ..bindings import RegionMarket
+from ..bindings import MAX_LEASES, RegionMarket
 from ..eip712 import Sig, sign_digest
-from ..mechanisms import Allocation, Mechanism, mechanism_by_id
+from ..errors import LedgerError
+from ..mechanisms import Allocation, Award, Dropped, Mechanism, mechanism_by_id
 from ..records import LeaseIn, LeaseRecord, chain_leases_hash
+from .rules import check_leases
 from .sequencer import FrozenBook
 
 __all__ = ["EpochOutcome", "Validator", "settle_epoch"]
@@ -38,7 +42,14 @@ class EpochOutcome:
     clearing_price_wei: int = 0  # highest unit price paid, 0 when nothing traded
     welfare_wei: int = 0
     offered_units: int = 0
-    tx_hash: str | None = None
+    tx_hash: str | None = None  # the transaction that sealed the epoch (its last part)
+    parts: list[str] = field(default_factory=list)  # every settlement transaction, in order
+    # the answer was lost and the chain could not be read: it may have settled (the
+    # book is kept to rebuild the outcome when the chain answers again)
+    unconfirmed: bool = False
+    frozen: FrozenBook | None = field(default=None, repr=False, compare=False)
+    # awards the committee's check of the contract's rules left out: (buyer, nonce, reason)
+    dropped: list[Dropped] = field(default_factory=list)
 
 
 class Validator:
@@ -54,24 +65,49 @@ class Validator:
     def attest(
         self, frozen: FrozenBook, market: RegionMarket
     ) -> tuple[bytes, Sig, list[LeaseIn], Allocation]:
+        """The leases this validator signs for ``frozen``: the mechanism's awards and the
+        committed cross-region parts, less those the contract would refuse (the returned
+        allocation keeps the awards signed and names the dropped ones with their reasons)."""
         mechanism = mechanism_by_id(frozen.mechanism_id)
         allocation = self.allocate(frozen, mechanism)
-        leases = [
-            LeaseIn(
-                frozen.offers[a.offer].offer,
-                frozen.offers[a.offer].sig,
-                frozen.bids[a.bid].bid,
-                frozen.bids[a.bid].sig,
-                a.first,
-                a.price_wei,
-            )
-            for a in allocation.awards
-        ]
-        leases.extend(frozen.extra)
+        awards: list[tuple[Award, LeaseIn]] = []
+        dropped: list[Dropped] = []
+        for a in allocation.awards:
+            lease, problem = _lease_of(frozen, a)
+            if lease is None:
+                dropped.append(Dropped("", -1, problem))
+            elif problem:
+                dropped.append(Dropped(lease.bid.buyer, lease.bid.nonce, problem))
+            else:
+                awards.append((a, lease))
+        # committed cross-region parts first: the root already counts on them
+        extra = list(frozen.extra)
+        kept, refused = check_leases(
+            [*extra, *(lease for _, lease in awards)], frozen.state, market.domain
+        )
+        kept_extra = [lease for lease, ok in zip(extra, kept[: len(extra)], strict=True) if ok]
+        kept_awards = [pair for pair, ok in zip(awards, kept[len(extra) :], strict=True) if ok]
+        leases = [lease for _, lease in kept_awards] + kept_extra
+        allocation = replace(
+            allocation,
+            awards=tuple(a for a, _ in kept_awards),
+            dropped=(*allocation.dropped, *dropped, *refused),
+        )
         records = [lease.record(frozen.epoch, frozen.region) for lease in leases]
         leases_hash = chain_leases_hash(records)
         digest = market.settlement_digest(frozen.epoch, frozen.root, leases_hash)
         return leases_hash, sign_digest(self.key, digest), leases, allocation
+
+
+def _lease_of(frozen: FrozenBook, a: Award) -> tuple[LeaseIn | None, str]:
+    """The lease an award stands for, and why it cannot be one ("" when it can)."""
+    if not (0 <= a.bid < len(frozen.bids) and 0 <= a.offer < len(frozen.offers)):
+        return None, f"award names no such bid ({a.bid}) or offer ({a.offer}) in the book"
+    offer, bid = frozen.offers[a.offer], frozen.bids[a.bid]
+    lease = LeaseIn(offer.offer, offer.sig, bid.bid, bid.sig, a.first, a.price_wei)
+    if a.units != bid.bid.units:  # the contract leases the bid's units, whatever the award says
+        return lease, f"award of {a.units} units for a bid of {bid.bid.units}"
+    return lease, ""
 
 
 async def settle_epoch(
@@ -97,10 +133,27 @@ async def settle_epoch(
         return outcome
     chosen = sorted(group[:threshold], key=lambda g: int(g[0].address, 16))
     leases, allocation = chosen[0][2], chosen[0][3]
-    receipt = await market.settle(frozen.epoch, frozen.root, leases, [g[1] for g in chosen])
+    outcome.dropped = list(allocation.dropped)
+    sigs = [g[1] for g in chosen]
+    # more than MAX_LEASES winners: consecutive parts under the one signature; the epoch
+    # seals with its last part, and a part that fails leaves it unsealed (void once the
+    # next epoch settles: see RegionMarket's docstring)
+    for start in range(0, max(len(leases), 1), MAX_LEASES):
+        part = leases[start : start + MAX_LEASES]
+        try:
+            receipt = await market.settle(frozen.epoch, frozen.root, leases_hash, part, sigs)
+        except LedgerError as exc:
+            if not outcome.parts:
+                raise
+            outcome.reason = (
+                f"part {len(outcome.parts) + 1} of the settlement failed ({exc}); "
+                f"the epoch stays unsealed and its {start} leases already sent are void"
+            )
+            return outcome
+        outcome.parts.append(receipt.tx_hash)
+        outcome.gas_used += receipt.gas_used
     outcome.settled = True
     outcome.leases = [lease.record(frozen.epoch, frozen.region) for lease in leases]
-    outcome.gas_used = receipt.gas_used
     outcome.tx_hash = receipt.tx_hash
     outcome.welfare_wei = allocation.welfare_wei(frozen.book)
     outcome.clearing_price_wei = max((a.price_wei // a.units for a in allocation.awards), default=0)

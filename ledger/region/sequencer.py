@@ -20,7 +20,6 @@ from typing import Any
 
 from ..bindings import RegionMarket
 from ..config import RegionConfig
-from ..eip712 import recover
 from ..errors import ConfigError, LedgerError
 from ..mechanisms import Book, Mechanism, mechanism_by_id
 from ..merkle import merkle_root
@@ -31,6 +30,8 @@ from ..records import (
     SignedOffer,
     channel_mask,
 )
+from .fields import order_problem, signer
+from .rules import ChainState
 from .view import RegionView
 
 __all__ = ["FrozenBook", "OrderRefused", "RegionSequencer"]
@@ -59,6 +60,7 @@ class FrozenBook:
     bid_digests: tuple[bytes, ...]
     root: bytes
     book: Book
+    state: ChainState  # what the settlement rules check the leases against (rules.py)
     extra: tuple[LeaseIn, ...] = ()  # committed cross-region parts, settled as they are
 
 
@@ -109,6 +111,7 @@ class RegionSequencer(RegionView):
     async def submit_offer(self, signed: SignedOffer) -> bytes:
         """Admit a seller's offer; returns its digest or raises :class:`OrderRefused`."""
         o = _typed(signed, SignedOffer)
+        _check_fields(o)
         offer = o.offer
         start, end = self._check_common(offer.kind)
         if offer.start > start or offer.end < end:
@@ -130,8 +133,11 @@ class RegionSequencer(RegionView):
         if not 0 <= offer.reserve_wei <= MAX_PRICE_WEI:
             raise OrderRefused(f"reserve {offer.reserve_wei} wei is absurd")
         digest = self.market.offer_digest(offer)
-        if _signer(digest, o.sig) != offer.seller:
+        if signer(digest, o.sig) != offer.seller:
             raise OrderRefused("offer signature is not its seller's for this region and chain")
+        standing = self.standing(offer.seller).seller_problem(self.config.min_bond_wei)
+        if standing is not None:  # the settlement would revert, and every lease with it
+            raise OrderRefused(f"{standing}: {offer.seller} cannot sell in this region")
         if digest in self._offers:
             raise OrderRefused("duplicate offer")
         self._offers[digest] = o
@@ -140,6 +146,7 @@ class RegionSequencer(RegionView):
     async def submit_bid(self, signed: SignedBid) -> bytes:
         """Admit a buyer's bid; returns its digest or raises :class:`OrderRefused`."""
         s = _typed(signed, SignedBid)
+        _check_fields(s)
         bid = s.bid
         start, end = self._check_common(bid.kind)
         if (bid.start, bid.end) != (start, end):
@@ -167,12 +174,14 @@ class RegionSequencer(RegionView):
         if refusal is not None:
             raise OrderRefused(refusal)
         digest = self.market.bid_digest(bid)
-        if _signer(digest, s.sig) != bid.buyer:
+        if signer(digest, s.sig) != bid.buyer:
             raise OrderRefused("bid signature is not its buyer's for this region and chain")
         if (bid.buyer, bid.nonce) in self.used_nonces or (bid.buyer, bid.nonce) in self._pending:
             raise OrderRefused(f"nonce {bid.nonce} of {bid.buyer} is already used")
         committed = self._spend.get(bid.buyer, 0) + bid.max_price_wei
-        available = self.free.get(bid.buyer, 0)
+        # committed cross-region parts settle first, and debit the same escrow
+        held = sum(p.price_wei for p in self.committed_parts if p.bid.buyer == bid.buyer)
+        available = self.free.get(bid.buyer, 0) - held
         if committed > available:
             raise OrderRefused(
                 f"bids of {bid.buyer} total {committed} wei but its free escrow is {available} wei"
@@ -184,6 +193,8 @@ class RegionSequencer(RegionView):
 
     async def submit_bundle(self, spectrum: SignedBid, compute: SignedBid) -> None:
         """Admit a spectrum bid and a compute bid that win together or not at all."""
+        for signed in (spectrum, compute):
+            _check_fields(_typed(signed, SignedBid))
         if (
             spectrum.bid.kind != Kind.SPECTRUM
             or compute.bid.kind != Kind.COMPUTE
@@ -244,6 +255,9 @@ class RegionSequencer(RegionView):
         ]
         extra_digests = [self.market.bid_digest(lease.bid) for lease in extra]
         root = merkle_root([*offer_digests, *bid_digests, *extra_digests])
+        state = self.chain_state(
+            [*book.offers, *(p.offer for p in extra)], [*book.bids, *(p.bid for p in extra)]
+        )
         self.epoch = None
         return FrozenBook(
             self.config.region_id,
@@ -255,6 +269,7 @@ class RegionSequencer(RegionView):
             bid_digests,
             root,
             book,
+            state,
             extra,
         )
 
@@ -266,8 +281,8 @@ def _typed(obj: Any, cls: type) -> Any:
     return obj
 
 
-def _signer(digest: bytes, sig: Any) -> str | None:
-    try:
-        return recover(digest, sig)
-    except Exception:  # a malformed signature is simply not the right signer's
-        return None
+def _check_fields(signed: SignedOffer | SignedBid) -> None:
+    """Every field of the order has the contract's type and range (fields.py)."""
+    problem = order_problem(signed)
+    if problem is not None:
+        raise OrderRefused(f"malformed message: {problem}")

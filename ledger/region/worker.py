@@ -168,5 +168,13 @@ class RegionWorker:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def kill(self) -> None:
+        """Stop the process at once, mid-settlement if need be: a settlement whose answer
+        is overdue must not land after the caller has looked at the chain. (The pool has
+        no public handle on its process; ``_processes`` is where CPython keeps it.)"""
+        for process in list(getattr(self._pool, "_processes", {}).values()):
+            process.kill()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     def __getstate__(self) -> Any:  # pragma: no cover - a worker handle never travels
         raise TypeError("a RegionWorker cannot be pickled")

@@ -131,8 +131,9 @@ class Market:
     ) -> list[LeaseRecord]:
         if sigs is None:
             sigs = self.committee_sigs(epoch, leases, root=root)
-        await self.as_(submitter).settle(epoch, root, leases, sigs)
-        return [lease.record(epoch, REGION) for lease in leases]
+        records = [lease.record(epoch, REGION) for lease in leases]
+        await self.as_(submitter).settle(epoch, root, chain_leases_hash(records), leases, sigs)
+        return records
 
 
 PARTICIPANTS = {"admin": 0, "seller": 4, "buyer": 5, "stranger": 6, "seller2": 7, "buyer2": 8}

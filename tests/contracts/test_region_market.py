@@ -13,9 +13,9 @@ from ledger.chain import LedgerClient
 from ledger.chain.artifacts import Artifact, compile_source
 from ledger.eip712 import HALF_N, Sig, quorum_sign
 from ledger.errors import TransactionReverted
-from ledger.records import Kind, LeaseIn, LeaseState, Role
+from ledger.records import Kind, LeaseIn, LeaseState, Role, chain_leases_hash
 
-from .harness import EPOCH, ETH, REGION, Market, make_market, with_price
+from .harness import EPOCH, ETH, REGION, ROOT, Market, make_market, with_price
 
 GWEI = 10**9
 
@@ -94,10 +94,11 @@ async def test_settle_calldata_is_the_abi_encoding(m: Market):
     ]
     for batch in ([], leases[:1], leases):
         sigs = m.committee_sigs(4, batch)
+        h = b"\5" * 32
         expected = m.market.binding.encode(
-            "settle", 4, b"\7" * 32, [x.as_abi() for x in batch], [x.as_tuple() for x in sigs]
+            "settle", 4, b"\7" * 32, h, [x.as_abi() for x in batch], [x.as_tuple() for x in sigs]
         )
-        assert m.market.settle_calldata(4, b"\7" * 32, batch, sigs) == expected
+        assert m.market.settle_calldata(4, b"\7" * 32, h, batch, sigs) == expected
 
 
 async def test_logs_decode_as_web3_decodes_them(m: Market):
@@ -459,7 +460,13 @@ async def test_settle_refuses_words_that_are_not_addresses_or_recovery_ids(m: Ma
     for raw, reason in ((bad_seller, ""), (bad_buyer, ""), (bad_v, "invalid signature")):
         with pytest.raises(TransactionReverted) as err:
             await m.market.binding.transact(
-                "settle", 1, b"\1" * 32, [raw], [s.as_tuple() for s in sigs], gas=2_000_000
+                "settle",
+                1,
+                ROOT,
+                chain_leases_hash([lease.record(1, REGION)]),
+                [raw],
+                [s.as_tuple() for s in sigs],
+                gas=2_000_000,
             )
         assert err.value.reason == reason
     assert await m.market.binding.call("free", m.addr("buyer")) == free_before

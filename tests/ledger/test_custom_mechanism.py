@@ -95,7 +95,7 @@ def chains(request, tmp_path: Path):
     if request.param == "embedded":
         yield EmbeddedChains(tmp_path / "run" / "chains", genesis_timestamp=GENESIS)
         return
-    nodes = tn.testnet_up(1, tmp_path / "tn")
+    nodes = tn.testnet_up([0], tmp_path / "tn")
     try:
         yield RpcChains(tmp_path / "tn" / "testnet.json")
     finally:

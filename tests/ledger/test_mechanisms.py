@@ -17,6 +17,7 @@ from ledger.mechanisms import (
     Book,
     Bundle,
     DoubleAuction,
+    ProportionalFair,
     SecondPrice,
     mechanism_by_id,
     mechanism_by_name,
@@ -85,8 +86,7 @@ def check_feasible(book: Book, allocation: Allocation) -> None:
         assert a.bid not in seen_bids, "a bid won twice"
         seen_bids.add(a.bid)
         assert bid.kind == offer.kind
-        assert a.units == bid.units or allocation.mechanism == "proportional_fair"
-        assert 0 < a.units <= bid.units
+        assert a.units == bid.units, "a lease is its bid's units (the contract's rule)"
         assert a.price_wei <= bid.max_price_wei, "a winner pays above its bid"
         assert a.price_wei >= offer.reserve_wei * a.units, "a seller gets below its reserve"
         if offer.kind == 0:
@@ -233,6 +233,28 @@ def test_bundle_is_all_or_nothing():
     )
     awards = Bundle().allocate(book).awards
     assert {a.bid for a in awards} == {2, 3}  # the big bundle cannot get its compute part
+
+
+def test_proportional_fair_leases_whole_bids_around_a_protected_channel():
+    """The quickstart's region 1: 16 channels, channel 7 protected, 4-channel bids. Each
+    winner gets its bid's 4 channels in one free run, at the reserve of all 4."""
+    offer = Offer("0x" + "01" * 20, 0, 0, 16, START, END, 5, 0)
+    bids = tuple(Bid(f"0x{i + 1:040x}", 0, 0, 16, 4, START, END, 100, i) for i in range(4))
+    book = Book(1, 1, START, END, 16, 1 << 7, (offer,), bids, (b"o",), (b"a", b"b", b"c", b"d"))
+    awards = ProportionalFair().allocate(book).awards
+    assert sorted((a.first, a.units, a.price_wei) for a in awards) == [
+        (0, 4, 20),
+        (8, 4, 20),
+        (12, 4, 20),
+    ]  # 0-6 holds one run of 4 (3 channels are left there), 8-15 two; the fourth loses
+
+
+def test_proportional_fair_serves_the_heavier_weight_first():
+    offer = Offer("0x" + "01" * 20, 0, 0, 4, START, END, 1, 0)
+    bids = tuple(Bid(f"0x{i + 1:040x}", 0, 0, 4, 4, START, END, 100, i) for i in range(2))
+    book = Book(1, 1, START, END, 8, 0, (offer,), bids, (b"o",), (b"a", b"b"), weights=(1, 3))
+    (award,) = ProportionalFair().allocate(book).awards
+    assert award.bid == 1  # its fair share, 3 of the 4 channels, covers more of its bid
 
 
 def test_unknown_mechanism_is_a_clear_error():

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.anvil
 
 @pytest.fixture
 def testnet(tmp_path: Path):
-    nodes = tn.testnet_up(2, tmp_path / "tn")
+    nodes = tn.testnet_up([0, 1], tmp_path / "tn")
     yield tmp_path / "tn" / "testnet.json", {n.name: n for n in nodes}
     for node in nodes:  # stop (and reap) our own child processes
         tn.stop_node(node)
