@@ -73,7 +73,7 @@ def test_testnet_up_and_down(tmp_path: Path):
     assert out.returncode == 0, out.stderr
     nodes = json.loads(out.stdout)["nodes"]
     try:
-        assert [n["name"] for n in nodes] == ["root", "region-0", "region-1"]
+        assert [n["name"] for n in nodes] == ["root", "region-1", "region-2"]
         assert len({n["chain_id"] for n in nodes}) == 3
         assert len({n["port"] for n in nodes}) == 3
         manifest = json.loads((tmp_path / "testnet.json").read_text())
@@ -217,3 +217,28 @@ def test_plan_bad_pool_is_a_clear_error(tmp_path: Path, text: str, line: str):
     assert out.returncode == 1
     assert out.stderr.startswith("error: ") and line in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_testnet_region_ids_follow_the_scenarios():
+    """``--regions 3`` serves the quickstart's regions 1..3; a list serves those ids."""
+    from ledger.chain.testnet import region_ids
+    from ledger.errors import ConfigError
+
+    assert region_ids(3) == [1, 2, 3]
+    assert region_ids([0, 1, 2, 3]) == [0, 1, 2, 3]
+    for bad in (0, [1, 1], [-1], []):
+        with pytest.raises(ConfigError):
+            region_ids(bad)
+    out = run("testnet", "up", "--regions", "one", "--dir", "/nonexistent")
+    assert out.returncode == 2 and "expected a count (3) or region ids (0,1,2)" in out.stderr
+
+
+async def test_a_manifest_without_the_scenarios_regions_says_which_to_start(tmp_path: Path):
+    from ledger.chain import RpcChains
+    from ledger.errors import ConfigError
+
+    manifest = tmp_path / "testnet.json"
+    node = {"chain_id": 1, "url": "http://127.0.0.1:1", "pid": 1, "port": 1}
+    manifest.write_text(json.dumps({"nodes": [{"name": "root", **node}]}))
+    with pytest.raises(ConfigError, match=r"testnet up --regions 1,2,3"):
+        await RpcChains(manifest).open_all(["root", "region-1", "region-2", "region-3"])

@@ -47,7 +47,9 @@ def testnet() -> None:
 
 @testnet.command("up")
 @click.option(
-    "--regions", type=click.IntRange(min=1), required=True, help="Number of region chains."
+    "--regions",
+    required=True,
+    help="N region chains with ids 1..N (as in the examples), or the ids themselves: 0,1,2,3.",
 )
 @click.option(
     "--dir",
@@ -65,11 +67,11 @@ def testnet() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 @_clear_errors
-def testnet_up_cmd(regions: int, directory: Path, port: int | None, as_json: bool) -> None:
-    """Start the root chain and N region chains as anvil processes."""
+def testnet_up_cmd(regions: str, directory: Path, port: int | None, as_json: bool) -> None:
+    """Start the root chain and the region chains as anvil processes."""
     from ledger.chain.testnet import testnet_up
 
-    nodes = testnet_up(regions, directory, base_port=port)
+    nodes = testnet_up(_region_ids(regions), directory, base_port=port)
     if as_json:
         _print_json(
             {"manifest": str(directory / "testnet.json"), "nodes": [n.to_json() for n in nodes]}
@@ -79,6 +81,15 @@ def testnet_up_cmd(regions: int, directory: Path, port: int | None, as_json: boo
     for n in nodes:
         table.add_row(n.name, str(n.chain_id), n.url, str(n.pid))
     _out.print(table)
+
+
+def _region_ids(text: str) -> int | list[int]:
+    try:
+        return [int(i) for i in text.split(",")] if "," in text else int(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"expected a count (3) or region ids (0,1,2), got {text!r}", param_hint="--regions"
+        ) from None
 
 
 @testnet.command("down")

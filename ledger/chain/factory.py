@@ -110,8 +110,9 @@ class RpcChains(ChainFactory):
         missing = [n for n in names if n not in self.nodes]
         if missing:
             raise ConfigError(
-                f"manifest {self.manifest} has no node for {', '.join(missing)}: "
-                f"start a testnet with enough regions"
+                f"manifest {self.manifest} has no node for {', '.join(missing)}: start a "
+                f"testnet for the scenario's region ids (`specledger testnet up --regions "
+                f"{','.join(n.removeprefix('region-') for n in names if n != 'root')}`)"
             )
 
     def record(self, ledger_directory: Path) -> dict[str, Any]:

@@ -7,7 +7,11 @@ so the pid we record is the node's own and ``down`` stops exactly it.
 The manifest ``<dir>/testnet.json``::
 
     {"nodes": [{"name": "root", "chain_id": 31337, "url": "http://127.0.0.1:PORT",
-                "pid": 1234, "port": PORT}, {"name": "region-0", ...}, ...]}
+                "pid": 1234, "port": PORT}, {"name": "region-1", ...}, ...]}
+
+Region chains are named ``region-<id>`` with the scenario's region ids: ``up
+--regions 3`` starts regions 1, 2 and 3 (the examples number their regions
+from 1), ``--regions 0,1,2,3`` exactly those ids.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,10 +208,24 @@ def stop_node(node: AnvilNode | int, timeout_s: float = 5.0) -> bool:
     return True
 
 
-def testnet_up(regions: int, directory: Path, *, base_port: int | None = None) -> list[AnvilNode]:
-    """Start a root chain and ``regions`` region chains; write ``directory/testnet.json``."""
-    if regions < 1:
-        raise ConfigError(f"--regions must be at least 1, got {regions}")
+def region_ids(regions: int | Sequence[int]) -> list[int]:
+    """The region ids a testnet serves: ``N`` is ids 1..N; a sequence is those ids."""
+    if isinstance(regions, int):
+        if regions < 1:
+            raise ConfigError(f"--regions must be at least 1, got {regions}")
+        return list(range(1, regions + 1))
+    ids = list(regions)
+    if not ids or len(set(ids)) != len(ids) or any(i < 0 for i in ids):
+        raise ConfigError(f"--regions must be distinct region ids >= 0, got {ids}")
+    return ids
+
+
+def testnet_up(
+    regions: int | Sequence[int], directory: Path, *, base_port: int | None = None
+) -> list[AnvilNode]:
+    """Start a root chain and the region chains (``N``: ids 1..N, or the ids given);
+    write ``directory/testnet.json``."""
+    ids = region_ids(regions)
     directory.mkdir(parents=True, exist_ok=True)
     manifest = directory / MANIFEST
     if manifest.exists() and any(_is_our_anvil(n.pid) for n in load_manifest(manifest)):
@@ -215,9 +233,7 @@ def testnet_up(regions: int, directory: Path, *, base_port: int | None = None) -
             f"a testnet from {manifest} is still running: "
             f"`specledger testnet down --dir {directory}` first"
         )
-    names = [("root", ROOT_CHAIN_ID)] + [
-        (f"region-{i}", REGION_CHAIN_ID_BASE + i) for i in range(regions)
-    ]
+    names = [("root", ROOT_CHAIN_ID)] + [(f"region-{i}", REGION_CHAIN_ID_BASE + i) for i in ids]
     nodes: list[AnvilNode] = []
     try:
         for offset, (name, chain_id) in enumerate(names):

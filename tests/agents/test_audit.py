@@ -366,7 +366,7 @@ def test_report_renders_in_headless_chromium(run: Path):
 async def test_audit_of_a_live_testnet_by_manifest(tmp_path: Path):
     from ledger.chain import testnet as tn
 
-    nodes = tn.testnet_up(3, tmp_path / "tn")  # root, region-0, region-1, region-2
+    nodes = tn.testnet_up(3, tmp_path / "tn")  # root, region-1, region-2, region-3
     try:
         (tmp_path / "small.toml").write_text(SMALL)
         manifest = tmp_path / "tn" / "testnet.json"
