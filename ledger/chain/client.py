@@ -34,7 +34,13 @@ from web3 import AsyncWeb3
 from web3.exceptions import TransactionNotFound
 
 from ..addresses import checksum_address
-from ..errors import ConfigError, NodeError, NodeUnavailable, TransactionReverted
+from ..errors import (
+    ConfigError,
+    LedgerError,
+    NodeError,
+    NodeUnavailable,
+    TransactionReverted,
+)
 from .artifacts import Artifact, load_artifact
 from .backends.base import ChainBackend
 from .backends.rpc import TRANSIENT_ERRORS
@@ -54,6 +60,7 @@ def _is_nonce_error(exc: BaseException) -> bool:
 
 
 _LOST: tuple[type[BaseException], ...] = (asyncio.CancelledError, *TRANSIENT_ERRORS)
+_UNREADABLE: tuple[type[BaseException], ...] = (LedgerError, *TRANSIENT_ERRORS)
 
 
 async def _noting_lost(request: Awaitable[T], lost: list[BaseException]) -> T:
@@ -231,6 +238,15 @@ class LedgerClient:
                         # someone else (another client with this key) used it: re-read it
                         if attempt < _NONCE_RETRIES:
                             continue
+                    # every answer was lost, but a request may have reached the node: its
+                    # transaction hash says whether it landed, if the node answers that
+                    # (never for a cancellation: that must go on up, as it came)
+                    if (
+                        isinstance(exc, Exception)
+                        and answers_lost
+                        and await self._landed_quietly(tx_hash)
+                    ):
+                        break
                     raise
         if plain is not None:
             receipt, logs = receipt_of(tx_hash, plain)
@@ -241,6 +257,13 @@ class LedgerClient:
         if decoders:
             receipt.events.extend(decode_logs(logs, decoders))
         return receipt
+
+    async def _landed_quietly(self, tx_hash: str) -> bool:
+        """:meth:`_landed`, False when the node cannot tell now either."""
+        try:
+            return await self._landed(tx_hash)
+        except _UNREADABLE:
+            return False
 
     async def _landed(self, tx_hash: str) -> bool:
         """Whether the node has mined ``tx_hash``."""

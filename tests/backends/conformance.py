@@ -124,3 +124,35 @@ class BackendConformance:
             await probe.transact("increment", 1, gas=GAS)
             await twin_probe.transact("increment", 1, gas=GAS)
         assert await probe.call("value") == 6
+
+    async def test_a_send_whose_every_answer_was_lost_is_found_by_its_hash(
+        self, backend: ChainBackend, client: LedgerClient, monkeypatch: pytest.MonkeyPatch
+    ):
+        """The first request reaches the node and the transaction lands, but no answer
+        comes back, and every retry fails too: the client asks for the receipt by the
+        transaction's hash and returns it, instead of failing a send that happened."""
+        probe = await client.deploy("Probe", 0)
+        real_sync, real_send = backend.send_and_wait, client.web3.eth.send_raw_transaction
+        sent: list[bytes] = []
+
+        async def lost_sync(raw: bytes):  # type: ignore[no-untyped-def]
+            if not sent:
+                sent.append(raw)
+                if await real_sync(raw) is None:  # this backend sends the ordinary way
+                    await real_send(raw)
+            raise ConnectionError("connection reset (injected)")
+
+        async def lost_send(raw: bytes):  # type: ignore[no-untyped-def]
+            if not sent:
+                sent.append(raw)
+                await real_send(raw)
+            raise ConnectionError("connection reset (injected)")
+
+        monkeypatch.setattr(backend, "send_and_wait", lost_sync)
+        monkeypatch.setattr(client.web3.eth, "send_raw_transaction", lost_send)
+        receipt = await probe.transact("increment", 5, gas=GAS)
+        monkeypatch.undo()
+        assert receipt.status == 1 and len(sent) == 1
+        assert await probe.call("value") == 5
+        await probe.transact("increment", 1, gas=GAS)  # the nonce after it is the next one
+        assert await probe.call("value") == 6
