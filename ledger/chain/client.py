@@ -108,6 +108,14 @@ class NonceManager:
         self._next = None
 
 
+async def _landed_quietly(client: LedgerClient, tx_hash: str) -> bool:
+    """Whether ``tx_hash`` was mined; False when the node cannot tell now either."""
+    try:
+        return await client._landed(tx_hash)
+    except _UNREADABLE:
+        return False
+
+
 class LedgerClient:
     """One account's view of one chain: deploy, call, transact, index."""
 
@@ -244,7 +252,7 @@ class LedgerClient:
                     if (
                         isinstance(exc, Exception)
                         and answers_lost
-                        and await self._landed_quietly(tx_hash)
+                        and await _landed_quietly(self, tx_hash)
                     ):
                         break
                     raise
@@ -257,13 +265,6 @@ class LedgerClient:
         if decoders:
             receipt.events.extend(decode_logs(logs, decoders))
         return receipt
-
-    async def _landed_quietly(self, tx_hash: str) -> bool:
-        """:meth:`_landed`, False when the node cannot tell now either."""
-        try:
-            return await self._landed(tx_hash)
-        except _UNREADABLE:
-            return False
 
     async def _landed(self, tx_hash: str) -> bool:
         """Whether the node has mined ``tx_hash``."""
