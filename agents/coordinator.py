@@ -30,6 +30,7 @@ import numpy as np
 
 from ledger.bindings import RootLedger
 from ledger.chain import LedgerClient
+from ledger.errors import NodeError
 from ledger.mechanisms import Demand, OrderGroup
 from ledger.records import Kind, LeaseRecord, Role
 from ledger.region import OrderRefused, RegionSequencer, Trader
@@ -248,20 +249,32 @@ class Coordinator:
 
     # -- 3. the leases' end ----------------------------------------------------------------
     async def close_leases(
-        self, leases: Sequence[tuple[int, LeaseRecord]], dropped_sellers: set[str]
+        self,
+        leases: Sequence[tuple[int, LeaseRecord]],
+        dropped_sellers: set[str],
+        lost: Callable[[int, BaseException], None] = lambda region, exc: None,
     ) -> tuple[dict[int, int], int]:
         """Complete every lease but those of sellers that dropped out, which are reported
-        as defaulted. Returns (defaults per region, wei paid to sellers)."""
+        as defaulted. A region whose node fails is told to ``lost`` and skipped: its
+        leases stay active, and sellers may still claim them within the claim window.
+        Returns (defaults per region, wei paid to sellers)."""
         defaults: dict[int, int] = {}
         spent = 0
+        gone: set[int] = set()
         for r, record in leases:
+            if r in gone:
+                continue
             market = self.traders[r].market
-            if record.kind == Kind.COMPUTE and record.seller in dropped_sellers:
-                await market.lifecycle("report_default", record)
-                defaults[r] = defaults.get(r, 0) + 1
-            else:
-                await market.lifecycle("complete", record)
-                spent += record.price_wei
+            try:
+                if record.kind == Kind.COMPUTE and record.seller in dropped_sellers:
+                    await market.lifecycle("report_default", record)
+                    defaults[r] = defaults.get(r, 0) + 1
+                else:
+                    await market.lifecycle("complete", record)
+                    spent += record.price_wei
+            except (NodeError, OSError, TimeoutError) as exc:
+                gone.add(r)
+                lost(r, exc)
         return defaults, spent
 
     # -- 4. confirmation ---------------------------------------------------------------------

@@ -1,12 +1,14 @@
 """The errors of the agents package::
 
 AgentError
-└── ScenarioError     a scenario file is unreadable or invalid: file, field, expectation
+├── ScenarioError     a scenario file is unreadable or invalid: file, field, expectation
+├── RunDirError       a run directory cannot be claimed or resumed (in use, not empty, ...)
+└── RootUnavailable   the root chain's node stopped answering: the run cannot go on
 """
 
 from __future__ import annotations
 
-__all__ = ["AgentError", "ScenarioError"]
+__all__ = ["AgentError", "RootUnavailable", "RunDirError", "ScenarioError"]
 
 
 class AgentError(Exception):
@@ -15,3 +17,13 @@ class AgentError(Exception):
 
 class ScenarioError(AgentError, ValueError):
     """A scenario file is invalid; the message names the file, the field and what was expected."""
+
+
+class RunDirError(AgentError):
+    """A run directory cannot be used: another run holds it, it holds other files, it is
+    a file, or it holds no run that can be resumed; the message says which."""
+
+
+class RootUnavailable(AgentError):
+    """The root chain did not answer: rounds can be neither posted nor confirmed, so the
+    run stops (a region's node that stops answering is only that region's outage)."""

@@ -11,8 +11,12 @@ loop.
 Who does what: sellers offer (:mod:`agents.roles`), the coordinator bids, trains
 and confirms (:mod:`agents.coordinator`), :mod:`agents.population` builds them
 from the scenario, :mod:`agents.recorder` writes the run directory. Failures
-(device dropouts, a region outage, agent crashes) are injected here.
+(device dropouts, a region outage, agent crashes) are injected here; regions whose
+node stops answering are taken out and brought back by :mod:`agents.outages`, and
+leases nobody claimed are expired by :mod:`agents.upkeep`.
 Ctrl-C stops between steps and still writes a consistent, auditable run directory.
+After every epoch :mod:`agents.resume` checkpoints the run, so that a killed or
+interrupted run continues with ``resume=True`` (``simulate --resume``).
 """
 
 from __future__ import annotations
@@ -33,11 +37,15 @@ from ledger.region import EpochOutcome, OrderRefused, Trader
 from ledger.tiered import TieredLedger, derive_key
 
 from .coordinator import ETH, Coordinator
+from .errors import RootUnavailable
+from .outages import NODE_ERRORS, Outages
 from .population import Population, build_job, build_population
 from .recorder import Recorder, lease_history
+from .resume import Checkpoints
 from .roles import EdgeDevice
 from .scenario import Scenario
 from .strategies import make_strategy
+from .upkeep import expire_unclaimed
 
 __all__ = ["EpochReport", "Simulation"]
 
@@ -62,7 +70,10 @@ class EpochReport:
 
 class Simulation:
     """Runs a scenario's epochs on a tiered ledger; ``chains`` opens its chains
-    (default: embedded chains in the run directory)."""
+    (default: embedded chains in the run directory); ``resume`` continues the run in
+    ``out`` from its last checkpoint."""
+
+    ledger: TieredLedger  # brought up (or reopened) by ``store.begin``
 
     def __init__(
         self,
@@ -71,6 +82,7 @@ class Simulation:
         *,
         chains: ChainFactory | None = None,
         progress: Callable[[EpochReport], None] | None = None,
+        resume: bool = False,
     ) -> None:
         self.scenario = scenario
         self.out = out
@@ -84,6 +96,11 @@ class Simulation:
         self.recorder = Recorder(out)
         self.reports: list[EpochReport] = []
         self.interrupted = False
+        self.stopped = ""  # why the run stopped early, when it did
+        # a settlement is a few requests: past six request limits its region is late
+        self.settle_timeout_s = 6 * float(getattr(self.chains, "timeout_s", 10.0))
+        self.scenario_name = str(scenario.path)
+        self.store = Checkpoints(self, resume)
 
     # -- set-up ---------------------------------------------------------------------------------
     async def _set_up(self) -> None:
@@ -114,13 +131,18 @@ class Simulation:
         return slot * self.length, (slot + 1) * self.length
 
     async def _set_time(self, timestamp: int) -> None:
-        for backend in [
-            self.ledger.root_backend,
-            *(rt.backend for rt in self.ledger.regions.values()),
-        ]:
-            head = int((await backend.web3.eth.get_block("latest"))["timestamp"])
-            if timestamp > head:
-                await backend.mine(timestamp)
+        """Every chain's clock to ``timestamp``; a region whose node is gone is down."""
+        try:
+            await _advance(self.ledger.root_backend, timestamp)
+        except NODE_ERRORS as exc:
+            raise Outages.root_lost(exc) from exc
+        for r, rt in self.ledger.regions.items():
+            if r in self.outages.unanswered:
+                continue
+            try:
+                await _advance(rt.backend, timestamp)
+            except NODE_ERRORS as exc:
+                self.outages.lost(r, self.outages.epoch, f"{type(exc).__name__}: {exc}")
 
     async def _offers(
         self, epoch: int, report: EpochReport
@@ -131,8 +153,14 @@ class Simulation:
         on_offer: dict[int, int] = {}
         slot = self.base_slot + epoch
         for r, rt in self.ledger.regions.items():
-            await rt.sequencer.open(slot)
             offered[r] = 0
+            if r in self.outages.unanswered:
+                continue
+            try:
+                await rt.sequencer.open(slot)
+            except NODE_ERRORS as exc:
+                self.outages.lost(r, epoch, f"{type(exc).__name__}: {exc}")
+                continue
             window = rt.sequencer.window(slot)
             for agent in self.population.agents:
                 if r not in agent.regions or not agent.alive(epoch):
@@ -150,17 +178,16 @@ class Simulation:
                         on_offer[agent.index] = r
         return offered, on_offer
 
-    def _outage(self, epoch: int) -> frozenset[int]:
-        outage = self.scenario.failures.region_outage
-        if outage and outage.from_epoch <= epoch < outage.to_epoch:
-            return frozenset({outage.region})
-        return frozenset()
-
     async def run_epoch(self, epoch: int) -> EpochReport:
         sc, coordinator = self.scenario, self.coordinator
         report = EpochReport(epoch)
         start = self.window(epoch)[0]
         began = time.perf_counter()
+        self.outages.notes = report.notes
+        down = await self.outages.check(self.ledger, epoch)
+        for r, found in self.outages.found:  # their epochs' rows said "not settled"
+            self.recorder.region_row(found.epoch - self.base_slot, r, found, 0, 0)
+        self.outages.found.clear()
         offered, on_offer = await self._offers(epoch, report)
         widths = {r: rt.config.channel_width_hz for r, rt in self.ledger.regions.items()}
         report.orders += await coordinator.bid(
@@ -172,9 +199,11 @@ class Simulation:
         )
         report.submit_s = time.perf_counter() - began
         outcomes = await self.ledger.settle_all(
-            checkpoint_every=sc.checkpoint_every, skip=self._outage(epoch)
+            timeout_s=self.settle_timeout_s,
+            checkpoint_every=sc.checkpoint_every,
+            skip=down | self.outages.unanswered,
         )
-        mine, participants, spectrum_hz = self._settled(outcomes, widths, report)
+        mine, participants, spectrum_hz = _settled(outcomes, widths, self.device_of, report)
         # dropouts: a device that drops mid-round sends no heartbeat and trains nothing
         dropped = {
             k for k in sorted(participants) if self.rng.random() < sc.failures.device_dropout
@@ -182,21 +211,29 @@ class Simulation:
         await self._set_time(start + self.length // 4)
         working: dict[int, int] = {}
         for k, (r, record) in sorted(participants.items()):
-            if k not in dropped and self.devices[k].alive(epoch):
-                await self.devices[k].heartbeat(r, record)
+            if k not in dropped and self.devices[k].alive(epoch) and self._up(r):
+                try:
+                    await self.devices[k].heartbeat(r, record)
+                except NODE_ERRORS as exc:
+                    self.outages.lost(r, epoch, f"{type(exc).__name__}: {exc}")
+                    continue
                 working[k] = r
         if coordinator.training and not working:
             report.notes.append("no device leases settled: the round waits")
         done = coordinator.train(epoch, working, spectrum_hz, widths)
         await self._set_time(start + 3 * self.length // 4)
         gone = {self.devices[k].traders[participants[k][0]].address for k in dropped}
-        defaults, spent = await coordinator.close_leases(mine, gone)
+        defaults, spent = await coordinator.close_leases(mine, gone, self._lost)
+        await expire_unclaimed(self.ledger, start + 3 * self.length // 4, self.outages)
         for k in dropped:
             self.devices[k].rest(epoch + 1)  # replaced next epoch
         report.defaults = sum(defaults.values())
         if done is not None:
             report.round_loss, report.round_accuracy = done.loss, done.accuracy
-            await coordinator.confirm(done, spent, self.recorder.round_line)
+            try:
+                await coordinator.confirm(done, spent, self.recorder.round_line)
+            except NODE_ERRORS as exc:
+                raise Outages.root_lost(exc) from exc
         for r, outcome in outcomes.items():
             self.recorder.region_row(epoch, r, outcome, offered.get(r, 0), defaults.get(r, 0))
         if done is not None:
@@ -206,49 +243,38 @@ class Simulation:
         report.wall_s = time.perf_counter() - began
         return report
 
-    def _settled(
-        self, outcomes: dict[int, EpochOutcome], widths: dict[int, int], report: EpochReport
-    ) -> tuple[list[tuple[int, LeaseRecord]], dict[int, tuple[int, LeaseRecord]], dict[int, float]]:
-        """The epoch's leases; the devices leased (index -> (region, lease)); the spectrum
-        leased per region in Hz."""
-        mine: list[tuple[int, LeaseRecord]] = []
-        participants: dict[int, tuple[int, LeaseRecord]] = {}
-        spectrum_hz: dict[int, float] = {}
-        for r, outcome in outcomes.items():
-            if not outcome.settled:
-                report.notes.append(f"region {r}: {outcome.reason}")
-            for record in outcome.leases:
-                mine.append((r, record))
-                if record.kind == Kind.COMPUTE and record.seller in self.device_of:
-                    participants[self.device_of[record.seller].index] = (r, record)
-                elif record.kind == Kind.SPECTRUM:
-                    spectrum_hz[r] = spectrum_hz.get(r, 0) + record.units * widths[r]
-            if outcome.settled and outcome.clearing_price_wei:
-                report.prices[r] = outcome.clearing_price_wei
-        report.leases = len(mine)
-        return mine, participants, spectrum_hz
+    def _up(self, region: int) -> bool:
+        return region not in self.outages.unanswered
+
+    def _lost(self, region: int, exc: BaseException) -> None:
+        self.outages.lost(region, self.outages.epoch, f"{type(exc).__name__}: {exc}")
 
     # -- the run -----------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
         sc = self.scenario
-        self.recorder.claim(sc.path)
-        started = time.perf_counter()
-        self.ledger = await TieredLedger.create(
-            self.out, sc.regions, chains=self.chains, seed=sc.seed
-        )
-        self.recorder.open_metrics()
+        resumed_at = await self.store.begin()  # the directory claimed, the ledger up
+        if not hasattr(self, "outages"):  # a resumed run has its own back
+            self.outages = Outages(sc)
         try:
-            await self._set_up()
-            for epoch in range(sc.epochs):
+            if resumed_at is None:
+                await self._set_up()
+                self.store.save(0)
+            for epoch in range(resumed_at or 0, sc.epochs):
                 await self._set_time(self.window(epoch)[0] - self.length // 4)
                 report = await self.run_epoch(epoch)
                 self.reports.append(report)
+                self.store.save(epoch + 1)
                 self.progress(report)
         except (KeyboardInterrupt, asyncio.CancelledError):
             self.interrupted = True
+        except RootUnavailable as exc:  # the run cannot go on; what it did stays readable
+            self.interrupted, self.stopped = True, str(exc)
+        except BaseException:
+            self.recorder.release()  # the run failed: resume it once its cause is fixed
+            raise
         finally:
             self.recorder.close_metrics()
-        wall_s = time.perf_counter() - started
+        wall_s = self.store.wall_s()
         while True:  # a Ctrl-C while finishing must not leave the directory half-written
             try:
                 return await self._finish(wall_s)
@@ -256,16 +282,22 @@ class Simulation:
                 self.interrupted = True
 
     async def _finish(self, wall_s: float) -> dict[str, Any]:
-        history = await lease_history(self.ledger)
+        unreachable: set[int] = set()
+        history = await lease_history(self.ledger, unreachable)
         digest = self.recorder.write_history(history)
         rounds = [r for r in self.reports if r.round_loss is not None]
         population = getattr(self, "population", Population([]))
         summary = {
-            "scenario": str(self.scenario.path),
+            "scenario": self.scenario_name,
             "backend": self.chains.record(self.out)["backend"],
             "seed": self.scenario.seed,
             "epochs_run": len(self.reports),
             "interrupted": self.interrupted,
+            "stopped": self.stopped or None,
+            "outages": getattr(self, "outages", None) and self.outages.log,
+            "unreachable_regions": sorted(unreachable),
+            "complete": not self.interrupted,
+            "resumes": self.store.resumes,
             "agents": len(population.agents) + 1,
             "leases": len(history),
             "defaults": sum(r.defaults for r in self.reports),
@@ -282,4 +314,37 @@ class Simulation:
         }
         self.recorder.write_summary(summary)
         await self.ledger.close()
+        self.store.finish(complete=not self.interrupted)
         return summary
+
+
+async def _advance(backend: Any, timestamp: int) -> None:
+    head = int((await backend.web3.eth.get_block("latest"))["timestamp"])
+    if timestamp > head:
+        await backend.mine(timestamp)
+
+
+def _settled(
+    outcomes: dict[int, EpochOutcome],
+    widths: dict[int, int],
+    device_of: dict[str, EdgeDevice],
+    report: EpochReport,
+) -> tuple[list[tuple[int, LeaseRecord]], dict[int, tuple[int, LeaseRecord]], dict[int, float]]:
+    """The epoch's leases; the devices leased (index -> (region, lease)); the spectrum
+    leased per region in Hz."""
+    mine: list[tuple[int, LeaseRecord]] = []
+    participants: dict[int, tuple[int, LeaseRecord]] = {}
+    spectrum_hz: dict[int, float] = {}
+    for r, outcome in outcomes.items():
+        if not outcome.settled:
+            report.notes.append(f"region {r}: {outcome.reason}")
+        for record in outcome.leases:
+            mine.append((r, record))
+            if record.kind == Kind.COMPUTE and record.seller in device_of:
+                participants[device_of[record.seller].index] = (r, record)
+            elif record.kind == Kind.SPECTRUM:
+                spectrum_hz[r] = spectrum_hz.get(r, 0) + record.units * widths[r]
+        if outcome.settled and outcome.clearing_price_wei:
+            report.prices[r] = outcome.clearing_price_wei
+    report.leases = len(mine)
+    return mine, participants, spectrum_hz

@@ -9,6 +9,7 @@
     specledger plan POOL.toml [--objective energy|latency|mixed] [--json]
     specledger bench market [--agents N ...] [--json]
     specledger simulate SCENARIO --out DIR [--backend embedded|rpc] [--manifest testnet.json]
+    specledger simulate [SCENARIO] --resume DIR
     specledger audit (RUN_DIR | --manifest testnet.json) [--json] [--at-block N]
                      [--export csv|parquet|json --to PATH] [--report PATH]
     specledger bench audit [--min-leases N] [--json]

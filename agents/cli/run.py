@@ -72,12 +72,20 @@ def plan_cmd(pool: Path, objective: str | None, as_json: bool) -> None:
 
 # -- simulate ----------------------------------------------------------------------------------
 @main.command("simulate")
-@click.argument("scenario", type=click.Path(path_type=Path))
+@click.argument("scenario", type=click.Path(path_type=Path), required=False)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
-    required=True,
-    help="The run directory to write (must not hold a run yet).",
+    default=None,
+    help="The run directory to write: a new or empty folder.",
+)
+@click.option(
+    "--resume",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Continue the killed or interrupted run in this directory from its last "
+    "complete epoch (embedded runs only: an rpc run's chains are in its nodes). "
+    "SCENARIO may be left out; given, it must be the run's own.",
 )
 @click.option(
     "--backend", type=click.Choice(["embedded", "rpc"]), default="embedded", show_default=True
@@ -88,21 +96,35 @@ def plan_cmd(pool: Path, objective: str | None, as_json: bool) -> None:
     default=None,
     help="rpc: the testnet.json of `specledger testnet up`.",
 )
+@click.option(
+    "--rpc-timeout",
+    type=click.FloatRange(min=0.5, max=600),
+    default=10.0,
+    show_default=True,
+    help="rpc: seconds a node may take to answer one request before it counts as down.",
+)
 @_clear_errors
-def simulate_cmd(scenario: Path, out: Path, backend: str, manifest: Path | None) -> None:
+def simulate_cmd(
+    scenario: Path | None,
+    out: Path | None,
+    resume: Path | None,
+    backend: str,
+    manifest: Path | None,
+    rpc_timeout: float,
+) -> None:
     """Run a scenario: agents bid, regions settle, the training job's rounds run."""
+    from agents.scenario import load_scenario  # pure: no chain library, no torch
+
+    out, scenario = _run_directory(scenario, out, resume, backend)
+
+    # a bad file fails in a second: before anything is written to --out (the preflight
+    # above only looks) and before the ledger or training (web3, py-evm, torch) is imported
+    sc = load_scenario(scenario)  # a ScenarioError is one red line (_clear_errors)
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from agents.errors import AgentError
     from agents.run import EpochReport, Simulation
-    from agents.scenario import load_scenario
 
-    try:
-        sc = load_scenario(scenario)
-    except AgentError as exc:
-        _err.print("[red]error:[/red] ", end="")
-        _err.print(str(exc), highlight=False, soft_wrap=True, markup=False)
-        sys.exit(1)
     if backend == "rpc" and manifest is None:
         _err.print(
             "[red]error:[/red] --backend rpc needs --manifest testnet.json "
@@ -112,7 +134,7 @@ def simulate_cmd(scenario: Path, out: Path, backend: str, manifest: Path | None)
     from ledger.chain import ChainFactory, EmbeddedChains, RpcChains
 
     chains: ChainFactory = (
-        RpcChains(manifest)
+        RpcChains(manifest, timeout_s=rpc_timeout)
         if backend == "rpc" and manifest is not None
         else EmbeddedChains(out / "chains", genesis_timestamp=sc.genesis_timestamp)
     )
@@ -130,7 +152,7 @@ def simulate_cmd(scenario: Path, out: Path, backend: str, manifest: Path | None)
             loss = "-" if report.round_loss is None else f"{report.round_loss:.3f}"
             progress.update(
                 task,
-                advance=1,
+                completed=report.epoch + 1,  # a resumed run starts part-way
                 status=(
                     f"leases {report.leases}  defaults {report.defaults}  "
                     f"price(μETH/unit) {prices or '-'}  loss {loss}"
@@ -138,10 +160,36 @@ def simulate_cmd(scenario: Path, out: Path, backend: str, manifest: Path | None)
             )
 
         try:
-            summary = asyncio.run(Simulation(sc, out, chains=chains, progress=show).run())
+            simulation = Simulation(
+                sc, out, chains=chains, progress=show, resume=resume is not None
+            )
+            summary = asyncio.run(simulation.run())
         except KeyboardInterrupt:  # before the ledger was up: there is no run to finish
             _err.print(f"interrupted while setting up: {out} holds no complete run")
             sys.exit(130)
     _print_json(summary)
+    if summary.get("stopped"):  # the root chain is gone: one line says so
+        _err.print("[red]error:[/red] ", end="")
+        _err.print(summary["stopped"], highlight=False, soft_wrap=True, markup=False)
+        sys.exit(1)
     if summary["interrupted"]:
         sys.exit(130)
+
+
+def _run_directory(
+    scenario: Path | None, out: Path | None, resume: Path | None, backend: str
+) -> tuple[Path, Path]:
+    """(the run directory, the scenario file) of a new run (``--out``) or a resumed one."""
+    from agents.rundir import preflight_new, resume_scenario
+
+    if (out is None) == (resume is None):
+        raise click.UsageError("give --out DIR for a new run, or --resume DIR to continue one")
+    if resume is not None:
+        if backend != "embedded":
+            raise click.UsageError("--resume continues runs on the embedded backend only")
+        return resume, resume_scenario(resume, scenario)
+    if scenario is None:
+        raise click.UsageError("a new run needs its SCENARIO file")
+    assert out is not None
+    preflight_new(out)  # the run checks again, under the directory's lock
+    return out, scenario

@@ -141,7 +141,8 @@ class RegionWorker:
                 submitter_key=submitter_key,
                 validator_keys=tuple(validator_keys),
                 threshold=threshold,
-                timeout_s=client.timeout_s,
+                # a request's limit is the node's (the chains' factory chose it)
+                timeout_s=getattr(client.backend, "timeout_s", client.timeout_s),
                 retries=client.retries,
                 keccak=keccak_backend(),
                 mechanisms=registered_paths(),
