@@ -10,7 +10,7 @@
     specledger bench market [--agents N ...] [--json]
     specledger simulate SCENARIO --out DIR [--backend embedded|rpc] [--manifest testnet.json]
     specledger simulate [SCENARIO] --resume DIR
-    specledger audit (RUN_DIR | --manifest testnet.json) [--json] [--at-block N]
+    specledger audit (RUN_DIR | --manifest testnet.json) [--json] [--at-block N] [--reindex]
                      [--export csv|parquet|json --to PATH] [--report PATH]
     specledger bench audit [--min-leases N] [--json]
     specledger demo [--out DIR] [--backend embedded|rpc] [--url URL]

@@ -35,6 +35,11 @@ from ._base import _clear_errors, _out, _print_json, main
     default=None,
     help="Write a self-contained HTML report here.",
 )
+@click.option(
+    "--reindex",
+    is_flag=True,
+    help="Rebuild RUN_DIR/audit.sqlite from the chains and clear its alarms.",
+)
 @_clear_errors
 def audit_cmd(
     run_dir: Path | None,
@@ -44,6 +49,7 @@ def audit_cmd(
     fmt: str | None,
     export_to: Path | None,
     report: Path | None,
+    reindex: bool,
 ) -> None:
     """Rebuild and verify every lease from the chains; exit 0 only when all checks hold."""
     import dataclasses
@@ -54,7 +60,9 @@ def audit_cmd(
         raise click.UsageError("give a RUN_DIR or --manifest testnet.json (one of them)")
     if (fmt is None) != (export_to is None):
         raise click.UsageError("--export and --to go together")
-    result = asyncio.run(run_audit(run_dir, manifest, at_block))
+    if reindex and (run_dir is None or at_block is not None):
+        raise click.UsageError("--reindex rebuilds a RUN_DIR's index as of the heads")
+    result = asyncio.run(run_audit(run_dir, manifest, at_block, reindex=reindex))
     if fmt and export_to:
         export_leases(result, fmt, export_to)
     if report:
@@ -81,12 +89,13 @@ def audit_cmd(
             }
             for v in result.violations
         ],
+        "notes": result.notes,
     }
     if as_json:
         _print_json(verdict)
     else:
-        for v in result.violations:
-            _out.print(v.line(), highlight=False, soft_wrap=True, markup=False)
+        for line in [*(v.line() for v in result.violations), *result.notes]:
+            _out.print(line, highlight=False, soft_wrap=True, markup=False)
         _out.print(
             f"{'OK' if result.ok else 'FAILED'}: {len(result.leases)} leases, "
             f"{len(result.settlements)} settlements, {len(result.checkpoints)} "

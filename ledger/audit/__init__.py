@@ -22,7 +22,8 @@ Checks (each violation names the chain, block, transaction and lease):
 ``cross``          a committed cross-region lease missing in a region, or an aborted
                    one active somewhere
 ``integrity``      a persisted chain file that does not verify (header hashes, parent
-                   links, transaction and receipt roots), or an edited audit index
+                   links, transaction and receipt roots), or an alarm of the audit index
+                   (something it indexed changed; kept until ``--reindex``)
 ``metrics``        a training round whose metrics file does not hash to the root's record
 
 The rooms, each importing only those above it:
@@ -33,7 +34,9 @@ The rooms, each importing only those above it:
 - :mod:`~ledger.audit.integrity`: re-deriving the blocks of persisted chain files;
 - :mod:`~ledger.audit.settlements`: ``overlap`` ... ``escrow``, one region replayed;
 - :mod:`~ledger.audit.checks`: ``checkpoint``, ``cross``, ``metrics``, on the root;
-- :mod:`~ledger.audit.index`: the SQLite index (its schema) and the lease exports;
+- :mod:`~ledger.audit.index`: the SQLite index (its schema, its heads and alarms) and
+  the lease exports;
+- :mod:`~ledger.audit.report_script`: the report's inline script and style;
 - :mod:`~ledger.audit.report`: the self-contained HTML report;
 - :mod:`~ledger.audit.run`: :class:`Audit`, which runs the checks, and :func:`run_audit`.
 """

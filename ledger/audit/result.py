@@ -180,6 +180,10 @@ class AuditResult:
     payments: list[PaymentRow] = field(default_factory=list)
     lease_events: list[LeaseEventRow] = field(default_factory=list)
     leases_verified: int = 0
+    #: every block's hash read, per chain (not in the index, which keeps each head's)
+    block_hashes: dict[str, dict[int, str]] = field(default_factory=dict)
+    #: what the audit did besides checking (e.g. the index rebuilt), for people
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -16,7 +16,7 @@ from ..chain import ChainBackend, EmbeddedChains, RpcChains, root_first
 from ..errors import ChainDataError, ConfigError
 from .checks import check_checkpoints, check_cross_region, check_rounds
 from .history import LeaseHistory
-from .index import check_index, write_index
+from .index import keep_index
 from .integrity import embedded_integrity
 from .read import RegionChain, find_root_ledger, read_chain, read_regions
 from .result import AuditResult, Violation
@@ -67,6 +67,9 @@ class Audit:
         result.checkpoints = check_checkpoints(root, shards, histories, found)
         check_cross_region(root, result.leases, found)
         result.rounds = check_rounds(root, rounds_file, found)
+        result.block_hashes = {
+            r.name: {n: b.hash for n, b in r.blocks.items()} for r in (root, *shards.values())
+        }
         result.violations = found
         return result
 
@@ -80,44 +83,58 @@ async def run_audit(
     manifest: Path | None = None,
     at_block: int | None = None,
     index: Path | None = None,
+    *,
+    reindex: bool = False,
 ) -> AuditResult:
-    """Audit a run directory (embedded chains) or the nodes of a testnet manifest.
+    """Audit a run directory or the nodes of a testnet manifest.
 
-    For a run directory the index (``index``, default ``run_dir/audit.sqlite``) is
-    checked and rewritten, unless ``at_block`` asks for a past state.
+    A run directory's chains are where its ``ledger.json`` says: embedded chain
+    files, or the nodes of the testnet manifest it records (rpc). Either way its
+    ``rounds.jsonl`` is checked against the root's confirmed rounds, and its index
+    (``index``, default ``run_dir/audit.sqlite``) is checked and extended, or with
+    ``reindex`` rebuilt and its alarms cleared (:func:`~ledger.audit.index.keep_index`);
+    ``at_block`` (a past state) leaves the index alone.
     """
+    if reindex and at_block is not None:
+        raise ConfigError("--reindex rebuilds the index of the heads: not with --at-block")
     backends: list[ChainBackend] = []
+    rounds_file: Path | None = None
     try:
         if run_dir is not None:
             # where the run's chains are: only a location; nothing it says is trusted
             record = _ledger_record(run_dir)
-            if record.get("backend") == "rpc" and record.get("manifest"):
-                return await run_audit(
-                    None, Path(record["manifest"]), at_block, index or run_dir / "audit.sqlite"
-                )
-            chains_dir = run_dir / record.get("chains", "chains")
-            if not (chains_dir / "root.chain.sqlite").exists():
-                raise ConfigError(f"{run_dir} holds no chains (no {chains_dir}/root.chain.sqlite)")
-            integrity = await _open_embedded(chains_dir, backends)
-            if integrity:  # damaged chain data: report it, and trust nothing read from it
-                return AuditResult(violations=integrity)
             index = index or run_dir / "audit.sqlite"
-            rounds_file: Path | None = run_dir / "rounds.jsonl"
+            rounds_file = run_dir / "rounds.jsonl"
+            if record.get("backend") == "rpc" and record.get("manifest"):
+                await _open_rpc(Path(record["manifest"]), backends)
+            else:
+                chains_dir = run_dir / record.get("chains", "chains")
+                if not (chains_dir / "root.chain.sqlite").exists():
+                    raise ConfigError(
+                        f"{run_dir} holds no chains (no {chains_dir}/root.chain.sqlite)"
+                    )
+                integrity = await _open_embedded(chains_dir, backends)
+                if integrity:  # damaged chain data: report it, and trust nothing read from it
+                    kept = [f"{index.name} not rebuilt: the chain files do not verify"]
+                    return AuditResult(violations=integrity, notes=kept if reindex else [])
         elif manifest is not None:
-            chains = RpcChains(manifest)
-            for name in root_first(list(chains.nodes)):
-                backends.append(await chains.open(name))
-            rounds_file = None
+            await _open_rpc(manifest, backends)
         else:
             raise ConfigError("audit needs a run directory or --manifest testnet.json")
         result = await Audit(backends[0], backends[1:]).run(at_block, rounds_file)
         if index is not None and at_block is None:
-            result.violations.extend(check_index(index, result))
-            write_index(index, result)
+            keep_index(index, result, reindex=reindex)
         return result
     finally:
         for backend in backends:
             await backend.close()
+
+
+async def _open_rpc(manifest: Path, backends: list[ChainBackend]) -> None:
+    """Open every node of a testnet manifest (root first) into ``backends``."""
+    chains = RpcChains(manifest)
+    for name in root_first(list(chains.nodes)):
+        backends.append(await chains.open(name))
 
 
 async def _open_embedded(directory: Path, backends: list[ChainBackend]) -> list[Violation]:
