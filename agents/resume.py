@@ -38,22 +38,37 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
 from ledger.bindings import RootLedger
-from ledger.chain import ChainBackend, EmbeddedChains, LedgerClient
+from ledger.chain import ChainBackend, ChainFactory, EmbeddedChains, LedgerClient
 from ledger.chain.factory import CHAIN_SUFFIX
 from ledger.region import RegionSequencer, Trader
 from ledger.tiered import LEDGER_FILE, TieredLedger
 
+from .coordinator import Coordinator
 from .errors import RunDirError
 from .population import build_job
+from .recorder import Recorder
 from .rundir import write_json
+from .scenario import Scenario
 
-if TYPE_CHECKING:
-    from .run import Simulation
+
+class Resumable(Protocol):
+    """What a checkpoint needs of a run (:class:`~agents.run.Simulation` is one); named
+    here so this module does not import the run it checkpoints."""
+
+    scenario: Scenario
+    out: Path
+    chains: ChainFactory
+    recorder: Recorder
+    ledger: TieredLedger
+    reports: list[Any]
+    coordinator: Coordinator
+    scenario_name: str
+
 
 __all__ = ["RESUME_DIR", "Checkpoints"]
 
@@ -71,7 +86,7 @@ HANDLES = (LedgerClient, ChainBackend, TieredLedger, RegionSequencer)
 class Checkpoints:
     """The resume checkpoints of one :class:`~agents.run.Simulation`."""
 
-    def __init__(self, sim: Simulation, resume: bool) -> None:
+    def __init__(self, sim: Resumable, resume: bool) -> None:
         self.sim = sim
         self.resume = resume
         self.root = sim.out / RESUME_DIR
