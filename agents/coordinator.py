@@ -30,7 +30,7 @@ import numpy as np
 
 from ledger.bindings import RootLedger
 from ledger.chain import LedgerClient
-from ledger.errors import NodeError
+from ledger.errors import NODE_ERRORS
 from ledger.mechanisms import Demand, OrderGroup
 from ledger.records import Kind, LeaseRecord, Role
 from ledger.region import OrderRefused, RegionSequencer, Trader
@@ -272,7 +272,7 @@ class Coordinator:
                 else:
                     await market.lifecycle("complete", record)
                     spent += record.price_wei
-            except (NodeError, OSError, TimeoutError) as exc:
+            except NODE_ERRORS as exc:
                 gone.add(r)
                 lost(r, exc)
         return defaults, spent

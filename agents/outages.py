@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import asyncio
 
-from ledger.errors import NodeError
+from ledger.errors import NODE_ERRORS
 from ledger.region import EpochOutcome, reconcile
 from ledger.tiered import TieredLedger
 
 from .errors import RootUnavailable
 from .scenario import Scenario
 
-__all__ = ["NODE_ERRORS", "Outages"]
+__all__ = ["Outages"]
 
-#: what a node that is gone raises (refused connections, timeouts, retries exhausted)
-NODE_ERRORS: tuple[type[BaseException], ...] = (NodeError, OSError, TimeoutError)
 PROBE_S = 2.0  # how long a node may take to say its block number
 
 
@@ -64,7 +62,7 @@ class Outages:
                     rt = ledger.regions[region]
                     found = await reconcile(rt.sequencer, rt.outcomes)
                 except NODE_ERRORS as exc:
-                    self.lost(region, epoch, f"{type(exc).__name__}: {exc}")
+                    self.lost(region, exc)
                     continue
                 for outcome in found:
                     self.found.append((region, outcome))
@@ -73,15 +71,17 @@ class Outages:
                         f"chain ({len(outcome.leases)} leases)"
                     )
             elif not answered and region not in self.unanswered:
-                self.lost(region, epoch, "its node does not answer")
+                self.lost(region, "its node does not answer")
         return self.scripted(epoch) | frozenset(self.unanswered)
 
-    def lost(self, region: int, epoch: int, why: str) -> None:
-        """``region``'s node failed a request during ``epoch``: down until it answers."""
+    def lost(self, region: int, cause: BaseException | str) -> None:
+        """``region``'s node failed a request (``cause``) in the epoch running now: the
+        region is down until its node answers."""
         if region in self.unanswered:
             return
+        why = cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}"
         self.unanswered.add(region)
-        self.log.append({"region": region, "epoch": epoch, "event": "down", "why": why})
+        self.log.append({"region": region, "epoch": self.epoch, "event": "down", "why": why})
         self.note(f"region {region}: down ({why}); the other regions go on")
 
     @staticmethod

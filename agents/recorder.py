@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 from typing import IO, Any
 
-from ledger.errors import NodeError
+from ledger.errors import NODE_ERRORS
 from ledger.records import Kind, LeaseState
 from ledger.region import EpochOutcome
 from ledger.tiered import TieredLedger
@@ -162,7 +162,7 @@ async def lease_history(
     for r, rt in sorted(ledger.regions.items()):
         try:
             await rt.sequencer.sync()
-        except (NodeError, OSError, TimeoutError):
+        except NODE_ERRORS:
             if unreachable is None:
                 raise
             unreachable.add(r)

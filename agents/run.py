@@ -32,13 +32,14 @@ from typing import Any
 import numpy as np
 
 from ledger.chain import ChainFactory, EmbeddedChains
+from ledger.errors import NODE_ERRORS
 from ledger.records import Kind, LeaseRecord
 from ledger.region import EpochOutcome, OrderRefused, Trader
 from ledger.tiered import TieredLedger, derive_key
 
 from .coordinator import ETH, Coordinator
 from .errors import RootUnavailable
-from .outages import NODE_ERRORS, Outages
+from .outages import Outages
 from .population import Population, build_job, build_population
 from .recorder import Recorder, lease_history
 from .resume import Checkpoints
@@ -142,7 +143,7 @@ class Simulation:
             try:
                 await _advance(rt.backend, timestamp)
             except NODE_ERRORS as exc:
-                self.outages.lost(r, self.outages.epoch, f"{type(exc).__name__}: {exc}")
+                self.outages.lost(r, exc)
 
     async def _offers(
         self, epoch: int, report: EpochReport
@@ -159,7 +160,7 @@ class Simulation:
             try:
                 await rt.sequencer.open(slot)
             except NODE_ERRORS as exc:
-                self.outages.lost(r, epoch, f"{type(exc).__name__}: {exc}")
+                self.outages.lost(r, exc)
                 continue
             window = rt.sequencer.window(slot)
             for agent in self.population.agents:
@@ -215,7 +216,7 @@ class Simulation:
                 try:
                     await self.devices[k].heartbeat(r, record)
                 except NODE_ERRORS as exc:
-                    self.outages.lost(r, epoch, f"{type(exc).__name__}: {exc}")
+                    self.outages.lost(r, exc)
                     continue
                 working[k] = r
         if coordinator.training and not working:
@@ -223,7 +224,7 @@ class Simulation:
         done = coordinator.train(epoch, working, spectrum_hz, widths)
         await self._set_time(start + 3 * self.length // 4)
         gone = {self.devices[k].traders[participants[k][0]].address for k in dropped}
-        defaults, spent = await coordinator.close_leases(mine, gone, self._lost)
+        defaults, spent = await coordinator.close_leases(mine, gone, self.outages.lost)
         await expire_unclaimed(self.ledger, start + 3 * self.length // 4, self.outages)
         for k in dropped:
             self.devices[k].rest(epoch + 1)  # replaced next epoch
@@ -245,9 +246,6 @@ class Simulation:
 
     def _up(self, region: int) -> bool:
         return region not in self.outages.unanswered
-
-    def _lost(self, region: int, exc: BaseException) -> None:
-        self.outages.lost(region, self.outages.epoch, f"{type(exc).__name__}: {exc}")
 
     # -- the run -----------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:

@@ -9,10 +9,11 @@ would stay active, their price locked, for good.
 
 from __future__ import annotations
 
+from ledger.errors import NODE_ERRORS
 from ledger.records import LeaseState
 from ledger.tiered import TieredLedger
 
-from .outages import NODE_ERRORS, Outages
+from .outages import Outages
 
 __all__ = ["expire_unclaimed"]
 
@@ -35,7 +36,7 @@ async def expire_unclaimed(ledger: TieredLedger, now: int, outages: Outages) -> 
             try:
                 await rt.market.lifecycle("expire", record)
             except NODE_ERRORS as exc:
-                outages.lost(r, outages.epoch, f"{type(exc).__name__}: {exc}")
+                outages.lost(r, exc)
                 break
             expired += 1
     return expired

@@ -16,6 +16,7 @@ and says what was wrong and what to do about it::
 from __future__ import annotations
 
 __all__ = [
+    "NODE_ERRORS",
     "ArtifactError",
     "ChainDataError",
     "ConfigError",
@@ -45,6 +46,11 @@ class NodeError(LedgerError):
 
 class NodeUnavailable(NodeError):
     """A chain node did not answer, even after retries."""
+
+
+#: what a request to a node that is gone raises: ours (after the retries) or, from a
+#: read that does not go through the client's retries, the connection's and the clock's
+NODE_ERRORS: tuple[type[BaseException], ...] = (NodeError, OSError, TimeoutError)
 
 
 class TransactionReverted(LedgerError):

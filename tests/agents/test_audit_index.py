@@ -6,8 +6,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,8 @@ from ledger.config import RegionConfig
 from ledger.records import Role
 from ledger.region import Trader
 from ledger.tiered import TieredLedger, derive_key
+
+from .test_audit import cli
 
 GENESIS = 1_900_000_000
 
@@ -57,15 +57,6 @@ def heads(run: Path) -> dict[str, int]:
 
 def lines(result: AuditResult) -> list[str]:
     return [v.line() for v in result.violations]
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agents.cli", "audit", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 async def test_two_audits_of_chains_that_only_grew_both_pass(run: Path):

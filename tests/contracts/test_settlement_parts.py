@@ -16,6 +16,7 @@ import pytest
 
 from ledger.bindings import MAX_LEASES
 from ledger.records import LeaseIn, LeaseRecord, LeaseState, chain_leases_hash
+from ledger.region.rules import MAX_SLOTS
 
 from .harness import EPOCH, REGION, ROOT, Market, make_market
 from .test_region_market import compute_lease, reverts
@@ -28,10 +29,12 @@ async def m() -> Market:
     return await make_market(num_channels=16)
 
 
-def test_the_python_side_knows_the_contracts_part_size():
+@pytest.mark.parametrize(("name", "ours"), [("MAX_LEASES", MAX_LEASES), ("MAX_SLOTS", MAX_SLOTS)])
+def test_the_python_side_knows_the_contracts_bounds(name: str, ours: int):
+    """The part size settle_epoch cuts to, and the lease length the rules check."""
     source = (Path(__file__).parents[2] / "contracts" / "RegionMarket.vy").read_text()
-    found = re.search(r"^MAX_LEASES: constant\(uint256\) = (\d+)", source, re.M)
-    assert found and int(found.group(1)) == MAX_LEASES
+    found = re.search(rf"^{name}: constant\(uint256\) = (\d+)", source, re.M)
+    assert found and int(found.group(1)) == ours
 
 
 async def _epoch(m: Market, n: int) -> tuple[list[LeaseIn], list[LeaseRecord], bytes, list]:
