@@ -89,8 +89,12 @@ async def test_a_node_without_the_one_request_send_is_asked_once(
     provider = chain.web3.provider
     real = provider.make_request
 
+    asked: list[str] = []  # the transaction hashes whose receipts were asked for
+
     async def without_sync(method, params):
         methods.append(method)
+        if method == "eth_getTransactionReceipt":
+            asked.append(params[0])
         if method == "eth_sendRawTransactionSync":
             return {"jsonrpc": "2.0", "id": 1, "error": {"code": -32601, "message": "not found"}}
         return await real(method, params)
@@ -100,7 +104,8 @@ async def test_a_node_without_the_one_request_send_is_asked_once(
         await probe.transact("increment", by, gas=100_000)
     assert await probe.call("value") == 3
     assert methods.count("eth_sendRawTransactionSync") == 1  # then the ordinary send
-    assert methods.count("eth_getTransactionReceipt") == 2
+    # receipts only of the two transactions sent (a busy node may need a second poll)
+    assert len(set(asked)) == 2
     assert chain._sync_send is False
     await chain.close()
 
