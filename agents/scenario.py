@@ -19,7 +19,7 @@ import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ledger.config import RegionConfig
 from ledger.errors import ConfigError
@@ -62,6 +62,7 @@ MAX_DELAY_BUDGET_S = 3_600.0  # the scheduler's average delay per round: an hour
 MAX_V = 1e6  # the Lyapunov weight: beyond it the delay queue no longer counts
 MAX_BUDGET_ETH = 1_000.0  # the coordinator's deposit, from a funded development account
 MAX_CLIP_NORM = 1e6  # activation clipping: beyond it nothing is clipped
+MAX_THREADS = 256  # intra-op threads: more than a machine has cores only contend
 
 # Every key each table may hold (a path names a table; "[]" an array of tables).
 KEYS: dict[str, tuple[str, ...]] = {
@@ -106,6 +107,7 @@ KEYS: dict[str, tuple[str, ...]] = {
         "budget_eth",
         "lora_rank",
         "clip_norm",
+        "threads",
     ),
     "failures": ("device_dropout", "region_outage", "agent_crashes"),
     "failures.region_outage": ("region", "from_epoch", "to_epoch"),
@@ -143,6 +145,9 @@ class JobSpec:
     budget_eth: float
     lora_rank: int
     clip_norm: float
+    threads: int | Literal["auto"] = (
+        "auto"  # "auto": one thread for a small model (training.threads)
+    )
 
 
 @dataclass(frozen=True)
@@ -289,6 +294,18 @@ class _Reader:
         return value
 
 
+def _threads(j: _Reader) -> int | Literal["auto"]:
+    """``[job] threads``: "auto" or an integer in 1..MAX_THREADS."""
+    value = j.table.get("threads", "auto")
+    number = isinstance(value, int) and not isinstance(value, bool)
+    if value != "auto" and not (number and 1 <= value <= MAX_THREADS):
+        why = "more threads than cores only contend"
+        raise j.fail(
+            "threads", '"auto" or ' + _rule("an integer", value, 1, MAX_THREADS, why), value
+        )
+    return value  # type: ignore[no-any-return]
+
+
 def _read(path: Path) -> dict[str, Any]:
     """The file's TOML: every way it can fail is one line naming it."""
     try:
@@ -396,6 +413,7 @@ def load_scenario(path: Path | str) -> Scenario:
             "lora_rank", 8, 1, MAX_LORA_RANK[model], f"the {model} encoder's hidden size"
         ),
         clip_norm=j.float("clip_norm", 1.0, 0.0, MAX_CLIP_NORM),
+        threads=_threads(j),
     )
     epochs = top.int("epochs", None, 1, MAX_EPOCHS)
     if job.rounds > epochs:

@@ -7,6 +7,7 @@
 - :mod:`training.privacy`: channel noise as a Gaussian mechanism, and its RDP accountant;
 - :mod:`training.scheduler`: the Lyapunov drift-plus-penalty device/bandwidth scheduler;
 - :mod:`training.job`: all of them together, round by round;
+- :mod:`training.threads`: the intra-op thread count a trainer sets (one for small models);
 - :mod:`training.tasks`: synthetic sensor and channel-prediction tasks, Dirichlet split.
 """
 

@@ -6,8 +6,16 @@ all-MiniLM-L6-v2's dimensions (6 layers, hidden 384, 12 heads, intermediate
 devices; 5 local steps of batch 16 at sequence length 32; LoRA rank 8; the
 cut layer sent in float16 (accuracy holds: the accuracy test runs on float16).
 
-- ``split_step_ratio``: median time of one split training step over the median
-  of one step of the same monolithic peft model, same batch, same run;
+Every timed figure is a spread over at least MIN_REPEATS repeats (``{"median",
+"min", "max", "n"}``, :mod:`training.timing`), wall seconds beside CPU seconds:
+
+- ``split_step_s`` and ``monolithic_step_s``: one split training step and one step of
+  the same monolithic peft model, same batch, interleaved in the same run;
+- ``split_step_ratio``: split over monolithic wall time of each interleaved pair;
+- ``round_s``: one whole federated round of the job below (``round_test_accuracy``
+  and the bytes are the first round's);
+- ``threads``: the intra-op threads all of it ran on (:mod:`training.threads`'s
+  rule for this model: torch's default, the model being large);
 - ``equivalence_max_abs_diff``: largest difference of logits and LoRA gradients
   between one split and one monolithic step (float32 link);
 - ``uplink_bytes_per_round``: everything the 10 devices send up in one round:
@@ -21,8 +29,6 @@ cut layer sent in float16 (accuracy holds: the accuracy test runs on float16).
 from __future__ import annotations
 
 import copy
-import statistics
-import time
 from typing import Any
 
 import torch
@@ -32,18 +38,16 @@ from .federated import FederatedTrainer
 from .models import DeviceModules, ServerModel, build_encoder, lora_parameters
 from .split import loss_function, monolithic_step, split_step
 from .tasks import sensor_task
+from .threads import apply_threads
+from .timing import MIN_REPEATS, Timing, spread
 from .transport import Transport
 
 __all__ = ["bench_training"]
 
 
-def _timed(fn: Any) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
-
-
 def bench_training(repeats: int = 10) -> dict[str, Any]:
+    """The figures above; ``repeats`` (at least MIN_REPEATS) timed steps of each kind."""
+    repeats = max(repeats, MIN_REPEATS)
     torch.manual_seed(0)
     task = sensor_task(examples=2000, test=200, window=32, seed=0)
     lora = LoraSettings(rank=8, alpha=16)
@@ -56,6 +60,8 @@ def bench_training(repeats: int = 10) -> dict[str, Any]:
             if "lora_B" in name:
                 p.normal_(0, 0.02)
     device = DeviceModules(task.features, MINILM_DIMENSIONS.hidden, task.num_classes)
+    params = [*server.parameters(), *device.parameters()]
+    threads = apply_threads(sum(p.numel() for p in params))  # as the trainer below will
     loss_fn = loss_function(task.num_classes)
     x, y = task.x[:16], task.y[:16]
 
@@ -84,32 +90,32 @@ def bench_training(repeats: int = 10) -> dict[str, Any]:
     for _ in range(2):
         split_once()
         mono_once()
-    split_s, mono_s = [], []
+    split_t, mono_t = Timing(), Timing()
     for _ in range(repeats):
-        split_s.append(_timed(split_once))
-        mono_s.append(_timed(mono_once))
+        split_t.measure(split_once)
+        mono_t.measure(mono_once)
+    ratios = [s / m for s, m in zip(split_t.wall, mono_t.wall, strict=True)]
 
-    # one real round for the bytes
+    # real rounds, timed; the first one's bytes and accuracy
     trainer = FederatedTrainer(task, ServerModel(build_encoder(MINILM_DIMENSIONS), lora), config)
-    round_s = _timed(lambda: None)
-    started = time.perf_counter()
-    result = trainer.run_round()
-    round_s = time.perf_counter() - started
+    round_t = Timing()
+    result, *_ = [round_t.measure(trainer.run_round) for _ in range(MIN_REPEATS)]
     full_params = sum(p.numel() for p in trainer.global_device.parameters()) + sum(
         p.numel() for n, p in trainer.server.peft.named_parameters() if "lora_" not in n
     )
     full_bytes = config.devices_per_round * full_params * 4
     return {
-        "split_step_ratio": round(statistics.median(split_s) / statistics.median(mono_s), 3),
-        "split_step_s": round(statistics.median(split_s), 4),
-        "monolithic_step_s": round(statistics.median(mono_s), 4),
+        "split_step_ratio": spread(ratios, 3),
+        "split_step_s": split_t.seconds(),
+        "monolithic_step_s": mono_t.seconds(),
         "equivalence_max_abs_diff": diff,
         "uplink_bytes_per_round": result.uplink_bytes,
         "fedavg_full_bytes_per_round": full_bytes,
         "bytes_ratio": round(result.uplink_bytes / full_bytes, 4),
-        "round_s": round(round_s, 2),
+        "round_s": round_t.seconds(3),
         "round_test_accuracy": result.test_accuracy,
         "link_dtype": config.link_dtype,
+        "threads": threads,
         "config": {
             "task": "sensor",
             "encoder": describe(MINILM_DIMENSIONS),

@@ -21,6 +21,13 @@ def _check(obj: Any, name: str, ok: bool, rule: str) -> None:
         raise TrainingConfigError(f"{type(obj).__name__}.{name} = {getattr(obj, name)!r}: {rule}")
 
 
+def valid_threads(threads: object) -> bool:
+    """``"auto"`` or an integer >= 1 (see :mod:`training.threads`)."""
+    return threads == "auto" or (
+        isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1
+    )
+
+
 def _positive(obj: Any, *names: str) -> None:
     for name in names:
         _check(obj, name, getattr(obj, name) > 0, "must be > 0")
@@ -76,6 +83,9 @@ class FederatedConfig:
     link_dtype: Literal["float32", "float16"] = "float16"
     clip_norm: float = 0.0  # > 0: clip each uplinked activation to this L2 norm
     seed: int = 0
+    # intra-op threads, set process-wide when a trainer is built (training.threads):
+    # "auto" is one thread for a small model, torch's default for a large one
+    threads: int | Literal["auto"] = "auto"
 
     def __post_init__(self) -> None:
         _positive(
@@ -108,6 +118,7 @@ class FederatedConfig:
                 "every rank must be > 0",
             )
         _check(self, "clip_norm", self.clip_norm >= 0, "must be >= 0 (0 disables clipping)")
+        _check(self, "threads", valid_threads(self.threads), 'must be "auto" or an integer >= 1')
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from .errors import TrainingConfigError
 from .models import DeviceModules, ServerModel, lora_parameters
 from .split import loss_function, split_step
 from .tasks import Task, dirichlet_partition
+from .threads import apply_threads
 from .transport import Transport
 
 __all__ = ["FederatedTrainer", "RoundResult", "fedavg", "rank_mask"]
@@ -71,7 +72,13 @@ def rank_mask(name: str, tensor: torch.Tensor, rank: int) -> torch.Tensor:
 
 
 class FederatedTrainer:
-    """Runs split federated LoRA rounds on a task, over ``config.devices`` devices."""
+    """Runs split federated LoRA rounds on a task, over ``config.devices`` devices.
+
+    Building one sets this process's intra-op thread count (``torch.set_num_threads``,
+    process-global, not restored) from ``config.threads`` and the model's size: one
+    thread for a small model under "auto" (see :mod:`training.threads` for the
+    measurements); :attr:`threads` is the count it set.
+    """
 
     def __init__(
         self,
@@ -88,6 +95,10 @@ class FederatedTrainer:
         hidden = server.hidden
         outputs = task.num_classes if task.is_classification else int(task.y.shape[-1])
         self.global_device = DeviceModules(task.features, hidden, outputs)
+        self.parameter_count = sum(p.numel() for p in server.parameters()) + sum(
+            p.numel() for p in self.global_device.parameters()
+        )
+        self.threads = apply_threads(self.parameter_count, config.threads)
         self.loss_fn = loss_function(task.num_classes)
         self.partition = dirichlet_partition(
             task.y, config.devices, config.dirichlet_alpha, self.rng

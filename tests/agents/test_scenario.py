@@ -297,7 +297,7 @@ def test_simulate_refuses_a_bad_scenario_in_one_line_before_anything_heavy(tmp_p
     assert done.stderr.splitlines() == [
         "error: bad.toml: job.roundz: unknown key (did you mean 'rounds'?); expected one of "
         "task, model, rounds, devices_per_round, delay_budget_s, v, budget_eth, lora_rank, "
-        "clip_norm"
+        "clip_norm, threads"
     ]
     assert json.loads(done.stdout) == []  # no chain library, no torch
     assert not out.exists()

@@ -239,7 +239,8 @@ def check_layout(mode: Mode, shape: TransformerShape, world: int) -> None:
 
 def worker(spec: WorkerSpec, out: Path) -> None:
     """Run in a process that has joined the group: the checked step, then the timed ones.
-    Writes ``rank<r>.pt``: loss share, gradients (reference names), step times, bytes."""
+    Writes ``rank<r>.pt``: loss share, gradients (reference names), step wall and CPU
+    seconds, bytes."""
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.set_num_threads(spec.threads)
     ref = Reference(spec.shape, spec.seed)
@@ -249,22 +250,21 @@ def worker(spec: WorkerSpec, out: Path) -> None:
     loss = part.step()
     grads = {n: p.grad.detach().clone() for n, p in part.params.items() if p.grad is not None}
     optimizer.step()
-    step_s: list[float] = []
+    times: dict[str, list[float]] = {"step_s": [], "cpu_s": []}
     sent: list[int] = []
     for _ in range(spec.steps):
         optimizer.zero_grad(set_to_none=True)
         dist.barrier()
-        before, started = _bytes_written(), time.perf_counter()
+        before, started, cpu = _bytes_written(), time.perf_counter(), time.process_time()
         part.step()
         optimizer.step()
-        step_s.append(time.perf_counter() - started)
+        times["step_s"].append(time.perf_counter() - started)
+        times["cpu_s"].append(time.process_time() - cpu)
         after = _bytes_written()
         if before is not None and after is not None:
             sent.append(after - before)
-    torch.save(
-        {"loss": loss, "grads": grads, "step_s": step_s, "bytes": sent, "world": world},
-        out / f"rank{rank}.pt",
-    )
+    record = {"loss": loss, "grads": grads, "bytes": sent, "world": world, **times}
+    torch.save(record, out / f"rank{rank}.pt")
 
 
 # -- the launcher -----------------------------------------------------------------------------
@@ -278,6 +278,8 @@ class ParallelRun:
     grads: list[dict[str, torch.Tensor]]  # per rank, reference names, this rank's part
     step_s: float  # median over timed steps of the slowest rank's step
     bytes_per_step: int | None  # median over timed steps of the bytes all ranks sent
+    # raw: per timed step, "step_s" (the slowest rank's wall seconds), "cpu_s" (all
+    # ranks' CPU seconds together) and "bytes" (all ranks', or None)
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -343,6 +345,9 @@ class LinkProbe:
     latency_s: float  # half the round trip of a 4-byte message
     bytes_per_s: float  # a 4 MiB message, one way
     all_reduce_bytes_per_s: float  # what one device sends in a 4 MiB all-reduce, per second
+    # each timed repeat's wall and CPU seconds (rank 0's): {"round_trip_4b_s",
+    # "round_trip_4mib_s", "all_reduce_4mib_s"} -> {"wall": [...], "cpu": [...]}
+    samples: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
 
 def probe_link(timeout_s: float = 120.0) -> LinkProbe:
@@ -351,42 +356,51 @@ def probe_link(timeout_s: float = 120.0) -> LinkProbe:
         out = Path(tmp)
         _launch(["--probe"], 2, out, "link probe", "127.0.0.1", None, timeout_s)
         found = json.loads((out / "probe.json").read_text())
-    return LinkProbe(found["latency_s"], found["bytes_per_s"], found["all_reduce_bytes_per_s"])
+    return LinkProbe(**found)
 
 
 def _probe(out: Path) -> None:
     rank = dist.get_rank()
     other = 1 - rank
 
-    def round_trips(t: torch.Tensor, n: int) -> float:
+    samples: dict[str, dict[str, list[float]]] = {}
+
+    def timed(name: str, t: torch.Tensor, n: int, reduce: bool = False) -> float:
+        """Seconds of one of ``n`` round trips (or all-reduces) of ``t``, recorded."""
         dist.barrier()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for _ in range(n):
-            if rank == 0:
+            if reduce:
+                dist.all_reduce(t)
+            elif rank == 0:
                 dist.send(t, other)
                 dist.recv(t, other)
             else:
                 dist.recv(t, other)
                 dist.send(t, other)
-        return (time.perf_counter() - started) / n
+        wall = (time.perf_counter() - started) / n
+        got = samples.setdefault(name, {"wall": [], "cpu": []})
+        got["wall"].append(wall)
+        got["cpu"].append((time.process_time() - cpu) / n)
+        return wall
 
     small, large = torch.zeros(1), torch.zeros(1 << 20)
-    round_trips(small, 10)
-    latency = statistics.median(round_trips(small, 50) for _ in range(5)) / 2
-    round_trips(large, 2)
-    one_way = statistics.median(round_trips(large, 5) for _ in range(3)) / 2
-    dist.all_reduce(large)
-    dist.barrier()
-    started = time.perf_counter()
-    for _ in range(5):
-        dist.all_reduce(large)
-    all_reduce_s = (time.perf_counter() - started) / 5
+    timed("warm-up", small, 10)
+    latency = statistics.median(timed("round_trip_4b_s", small, 50) for _ in range(5)) / 2
+    timed("warm-up", large, 2)
+    one_way = statistics.median(timed("round_trip_4mib_s", large, 5) for _ in range(3)) / 2
+    timed("warm-up", large, 1, reduce=True)
+    all_reduce_s = statistics.median(
+        timed("all_reduce_4mib_s", large, 5, reduce=True) for _ in range(3)
+    )
+    del samples["warm-up"]
     if rank == 0:
         found = {
             # a ring all-reduce sends 2(p-1)/p of the tensor from each device: here, all of it
             "all_reduce_bytes_per_s": large.numel() * 4 / all_reduce_s,
             "latency_s": latency,
             "bytes_per_s": large.numel() * 4 / max(one_way - latency, 1e-9),
+            "samples": samples,
         }
         (out / "probe.json").write_text(json.dumps(found))
 
@@ -424,6 +438,7 @@ def run_parallel(
     else:
         loss = sum(r["loss"] for r in ranks)
     per_step = [max(r["step_s"][i] for r in ranks) for i in range(steps)]
+    per_step_cpu = [sum(r["cpu_s"][i] for r in ranks) for i in range(steps)]
     sent = (
         [sum(r["bytes"][i] for r in ranks) for i in range(steps)]
         if all(len(r["bytes"]) == steps for r in ranks)
@@ -436,7 +451,7 @@ def run_parallel(
         [r["grads"] for r in ranks],
         statistics.median(per_step),
         int(statistics.median(sent)) if sent else None,
-        raw={"step_s": per_step, "bytes": sent},
+        raw={"step_s": per_step, "cpu_s": per_step_cpu, "bytes": sent},
     )
 
 
