@@ -30,10 +30,9 @@ import numpy as np
 
 from ledger.bindings import RootLedger
 from ledger.chain import LedgerClient
-from ledger.errors import NODE_ERRORS
 from ledger.mechanisms import Demand, OrderGroup
-from ledger.records import Kind, LeaseRecord, Role
-from ledger.region import OrderRefused, RegionSequencer, Trader
+from ledger.records import Joiner, Kind, LeaseRecord, Role, StepAction
+from ledger.region import OrderRefused, RegionSequencer, StepRefused, Trader
 from ledger.tiered import TieredLedger
 from training.job import ScheduledJob
 from training.parallel.lease import PoolLease
@@ -80,13 +79,17 @@ class Coordinator:
         return self.round < self.rounds
 
     # -- joining -------------------------------------------------------------------------
-    async def join(self, ledger: TieredLedger, deposit_wei: int, spec_hash: bytes) -> None:
-        """Register and deposit in every region, then post the job on the root with its
-        budget escrowed."""
+    def joiners(self, ledger: TieredLedger, deposit_wei: int) -> dict[int, Joiner]:
+        """Its signed registration and deposit for every region's ``join`` batch."""
+        out = {}
         for r, rt in ledger.regions.items():
             trader = Trader(self.key, rt.market, rt.client)
-            await trader.join(Role.COORDINATOR, gas_money_wei=ETH, deposit_wei=deposit_wei)
+            out[r] = trader.joiner(Role.COORDINATOR, deposit_wei=deposit_wei)
             self.traders[r] = trader
+        return out
+
+    async def post_job(self, ledger: TieredLedger, spec_hash: bytes) -> None:
+        """Post the job on the root with its budget escrowed."""
         root_client = ledger.root.binding.client
         mine = LedgerClient(root_client.backend, self.key)
         self.root = ledger.root.as_client(mine)
@@ -248,33 +251,31 @@ class Coordinator:
         return digest.digest()
 
     # -- 3. the leases' end ----------------------------------------------------------------
-    async def close_leases(
+    def close_leases(
         self,
+        ledger: TieredLedger,
         leases: Sequence[tuple[int, LeaseRecord]],
         dropped_sellers: set[str],
-        lost: Callable[[int, BaseException], None] = lambda region, exc: None,
+        refused: Callable[[str], None] = lambda note: None,
     ) -> tuple[dict[int, int], int]:
-        """Complete every lease but those of sellers that dropped out, which are reported
-        as defaulted. A region whose node fails is told to ``lost`` and skipped: its
-        leases stay active, and sellers may still claim them within the claim window.
-        Returns (defaults per region, wei paid to sellers)."""
+        """Sign the completion of every lease but those of sellers that dropped out,
+        which it reports as defaulted, and hand the steps to each region's lifecycle
+        book: the region's next settlement carries them (a region that is down carries
+        them when it is back). Returns (defaults per region, wei owed to sellers)."""
         defaults: dict[int, int] = {}
         spent = 0
-        gone: set[int] = set()
         for r, record in leases:
-            if r in gone:
-                continue
-            market = self.traders[r].market
+            default = record.kind == Kind.COMPUTE and record.seller in dropped_sellers
+            action = StepAction.DEFAULT if default else StepAction.COMPLETE
             try:
-                if record.kind == Kind.COMPUTE and record.seller in dropped_sellers:
-                    await market.lifecycle("report_default", record)
-                    defaults[r] = defaults.get(r, 0) + 1
-                else:
-                    await market.lifecycle("complete", record)
-                    spent += record.price_wei
-            except NODE_ERRORS as exc:
-                gone.add(r)
-                lost(r, exc)
+                ledger.regions[r].sequencer.steps.submit(self.traders[r].step(record, action))
+            except StepRefused as exc:
+                refused(f"region {r}: {action.name.lower()} refused: {exc.reason}")
+                continue
+            if default:
+                defaults[r] = defaults.get(r, 0) + 1
+            else:
+                spent += record.price_wei
         return defaults, spent
 
     # -- 4. confirmation ---------------------------------------------------------------------

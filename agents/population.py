@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ledger.records import Role
-from ledger.tiered import derive_key
+from ledger.records import Joiner, Role
+from ledger.region import Trader
+from ledger.tiered import TieredLedger, derive_key
 from training.channel import ChannelState, DeviceProfile
 from training.config import ChannelConfig, EncoderConfig, FederatedConfig, LoraSettings
 from training.federated import FederatedTrainer
@@ -35,7 +36,7 @@ from .roles import (
 )
 from .scenario import Scenario
 
-__all__ = ["Population", "build_job", "build_population"]
+__all__ = ["Population", "build_job", "build_population", "join_all"]
 
 UPLOAD_BITS = 8e6  # what the scheduler assumes a device uploads per round
 COMPUTE_FLOPS = 2e9  # and computes: one round's local work on a device
@@ -152,6 +153,7 @@ def build_job(scenario: Scenario) -> ScheduledJob:
             rounds=sc.job.rounds,
             seed=sc.seed,
             clip_norm=sc.job.clip_norm,
+            threads=sc.job.threads,
         ),
     )
     ch_rng = np.random.default_rng([sc.seed, 7])
@@ -175,3 +177,17 @@ def build_job(scenario: Scenario) -> ScheduledJob:
     return ScheduledJob(
         trainer, scheduler, ChannelState(ChannelConfig(), profiles, ch_rng), profiles
     )
+
+
+async def join_all(ledger: TieredLedger, population: Population, buyers: dict[int, Joiner]) -> int:
+    """Every agent signs its registration in each of its regions, and the ledger's
+    operator joins each region's agents (and ``buyers``: region -> the coordinator's
+    entry) in a few ``join`` batches; returns the transactions sent."""
+    joiners: dict[int, list[Joiner]] = {r: [] for r in ledger.regions}
+    for agent in population.agents:
+        for r in agent.regions:
+            rt = ledger.regions[r]
+            joiners[r].append(agent.joiner(r, Trader(agent.key, rt.market, rt.client)))
+    for r, joiner in buyers.items():
+        joiners[r].append(joiner)
+    return sum([await ledger.regions[r].join(batch) for r, batch in joiners.items()])

@@ -234,6 +234,7 @@ class Checkpoints:
         state = {
             "simulation": {k: v for k, v in vars(sim).items() if k not in NOT_STATE},
             "outcomes": {r: rt.outcomes for r, rt in sim.ledger.regions.items()},
+            "steps": {r: rt.sequencer.steps.pending() for r, rt in sim.ledger.regions.items()},
             "torch_rng": torch.get_rng_state(),
         }
         job = sim.coordinator.job
@@ -250,6 +251,8 @@ class Checkpoints:
             setattr(sim, name, value)
         for r, outcomes in state["outcomes"].items():
             sim.ledger.regions[r].outcomes = outcomes
+        for r, pending in state["steps"].items():  # handed in, not yet on the chain
+            sim.ledger.regions[r].sequencer.steps.restore(pending)
         torch.set_rng_state(state["torch_rng"])
 
 
@@ -305,7 +308,7 @@ class _Pickler(pickle.Pickler):
         if name is not None:
             return name
         if isinstance(obj, Trader):  # its own client and market binding, and its nonce
-            return ("trader", obj.market.region_id, obj.key, obj.nonce)
+            return ("trader", obj.shared.region_id, obj.key, obj.nonce)
         if isinstance(obj, RootLedger):  # the root seen by another account
             return ("root", bytes(obj.binding.client.account.key))
         if isinstance(obj, HANDLES):

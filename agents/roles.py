@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ledger.records import Kind, LeaseRecord, Role, SignedOffer
-from ledger.region import Trader
+from ledger.records import Joiner, Kind, LeaseRecord, Role, SignedOffer, StepAction
+from ledger.region import SignedStep, Trader
 
 __all__ = [
     "DEVICE",
@@ -54,10 +54,11 @@ class Agent:
     #: what a seller of this role posts as its bond when it joins a region
     bond_wei: int = 10**17
 
-    async def join(self, region: int, trader: Trader, gas_money_wei: int) -> None:
-        """Register on ``region`` through ``trader`` and post the role's bond."""
-        await trader.join(self.role, gas_money_wei=gas_money_wei, bond_wei=self.bond_wei)
+    def joiner(self, region: int, trader: Trader) -> Joiner:
+        """Work on ``region`` through ``trader``: its signed registration, and the role's
+        bond, for the region's ``join`` batch."""
         self.traders[region] = trader
+        return trader.joiner(self.role, bond_wei=self.bond_wei)
 
     def alive(self, epoch: int) -> bool:
         return self.crash_epoch is None or epoch < self.crash_epoch
@@ -140,9 +141,10 @@ class EdgeDevice(Agent):
             return []
         return [self.traders[region].offer(Kind.COMPUTE, DEVICE, 1, *window, self.reserve_wei)]
 
-    async def heartbeat(self, region: int, lease: LeaseRecord) -> None:
-        """Prove it is working on ``lease`` (a device that dropped out sends none)."""
-        await self.traders[region].market.lifecycle("heartbeat", lease)
+    def heartbeat(self, region: int, lease: LeaseRecord, at: int) -> SignedStep:
+        """Its signed proof, at ``at``, that it is working on ``lease`` (a device that
+        dropped out sends none), for the region's lifecycle book."""
+        return self.traders[region].step(lease, StepAction.HEARTBEAT, at)
 
     def rest(self, until_epoch: int) -> None:
         """Dropped out: offer nothing until after ``until_epoch``, then come back."""

@@ -3,17 +3,18 @@
 Time. Every chain's block timestamps follow one simulated clock: epoch ``k``
 leases slot ``s = base + k`` (``[s L, (s+1) L)``, ``L = epoch_length_s``). Its books
 are settled before the slot starts; at ``s L + L/4`` the devices that are working
-send heartbeats; the round runs; at ``s L + 3L/4`` the coordinator completes its
-leases (sellers are paid) and reports the devices that dropped out (their bond
-is slashed), and the round is confirmed on the root. All agents share one event
-loop.
+sign heartbeats; the round runs; at ``s L + 3L/4`` the coordinator signs the
+completion of its leases (sellers are paid) and reports the devices that dropped
+out (their bond is slashed), and the round is confirmed on the root. These steps
+go to each region's chain with its next settlement (one transaction per region per
+epoch; the last epoch's in one batch at the end). All agents share one event loop.
 
 Who does what: sellers offer (:mod:`agents.roles`), the coordinator bids, trains
 and confirms (:mod:`agents.coordinator`), :mod:`agents.population` builds them
 from the scenario, :mod:`agents.recorder` writes the run directory. Failures
 (device dropouts, a region outage, agent crashes) are injected here; regions whose
 node stops answering are taken out and brought back by :mod:`agents.outages`, and
-leases nobody claimed are expired by :mod:`agents.upkeep`.
+leases nobody claimed are expired by each region's committee.
 Ctrl-C stops between steps and still writes a consistent, auditable run directory.
 After every epoch :mod:`agents.resume` checkpoints the run, so that a killed or
 interrupted run continues with ``resume=True`` (``simulate --resume``).
@@ -31,26 +32,24 @@ from typing import Any
 
 import numpy as np
 
+from ledger.census import chain_transactions, peak_rss_mib
 from ledger.chain import ChainFactory, EmbeddedChains
 from ledger.errors import NODE_ERRORS
 from ledger.records import Kind, LeaseRecord
-from ledger.region import EpochOutcome, OrderRefused, Trader
+from ledger.region import EpochOutcome, OrderRefused, StepRefused
 from ledger.tiered import TieredLedger, derive_key
 
 from .coordinator import ETH, Coordinator
 from .errors import RootUnavailable
 from .outages import Outages
-from .population import Population, build_job, build_population
+from .population import Population, build_job, build_population, join_all
 from .recorder import Recorder, lease_history
 from .resume import Checkpoints
 from .roles import EdgeDevice
 from .scenario import Scenario
 from .strategies import make_strategy
-from .upkeep import expire_unclaimed
 
 __all__ = ["EpochReport", "Simulation"]
-
-SELLER_GAS_WEI = 5 * 10**16
 
 
 @dataclass
@@ -63,8 +62,11 @@ class EpochReport:
     prices: dict[int, int] = field(default_factory=dict)
     round_loss: float | None = None
     round_accuracy: float | None = None
-    orders: int = 0  # offers and bids the sequencers admitted
+    offers: int = 0  # offers the sequencers admitted
+    bids: int = 0  # bids the sequencers admitted
     submit_s: float = 0.0  # signing and admission of every order
+    settle_s: float = 0.0  # every region's settlement
+    train_s: float = 0.0  # the training round (0 when none ran)
     wall_s: float = 0.0  # the whole epoch, all regions
     notes: list[str] = field(default_factory=list)
 
@@ -115,14 +117,10 @@ class Simulation:
             sc.job.rounds,
         )
         await self._set_time(self.window(0)[0] - self.length)
-        for agent in self.population.agents:
-            for r in agent.regions:
-                rt = self.ledger.regions[r]
-                await agent.join(r, Trader(agent.key, rt.market, rt.client), SELLER_GAS_WEI)
-        await self.coordinator.join(
-            self.ledger,
-            deposit_wei=int(sc.job.budget_eth * ETH) // len(sc.regions),
-            spec_hash=hashlib.sha256(sc.path.read_bytes()).digest(),
+        deposit = int(sc.job.budget_eth * ETH) // len(sc.regions)
+        await join_all(self.ledger, self.population, self.coordinator.joiners(self.ledger, deposit))
+        await self.coordinator.post_job(
+            self.ledger, spec_hash=hashlib.sha256(sc.path.read_bytes()).digest()
         )
         self.device_of = {d.traders[d.regions[0]].address: d for d in self.devices.values()}
 
@@ -172,7 +170,7 @@ class Simulation:
                     except OrderRefused as exc:
                         report.notes.append(f"{agent.name}: {exc.reason}")
                         continue
-                    report.orders += 1
+                    report.offers += 1
                     if signed.offer.kind == Kind.SPECTRUM:
                         offered[r] += signed.offer.hi - signed.offer.lo
                     elif isinstance(agent, EdgeDevice):
@@ -191,7 +189,7 @@ class Simulation:
         self.outages.found.clear()
         offered, on_offer = await self._offers(epoch, report)
         widths = {r: rt.config.channel_width_hz for r, rt in self.ledger.regions.items()}
-        report.orders += await coordinator.bid(
+        report.bids += await coordinator.bid(
             self.ledger,
             self.base_slot + epoch,
             on_offer,
@@ -204,28 +202,24 @@ class Simulation:
             checkpoint_every=sc.checkpoint_every,
             skip=down | self.outages.unanswered,
         )
+        report.settle_s = time.perf_counter() - began - report.submit_s
         mine, participants, spectrum_hz = _settled(outcomes, widths, self.device_of, report)
         # dropouts: a device that drops mid-round sends no heartbeat and trains nothing
         dropped = {
             k for k in sorted(participants) if self.rng.random() < sc.failures.device_dropout
         }
         await self._set_time(start + self.length // 4)
-        working: dict[int, int] = {}
-        for k, (r, record) in sorted(participants.items()):
-            if k not in dropped and self.devices[k].alive(epoch) and self._up(r):
-                try:
-                    await self.devices[k].heartbeat(r, record)
-                except NODE_ERRORS as exc:
-                    self.outages.lost(r, exc)
-                    continue
-                working[k] = r
+        working = _heartbeats(self, participants, dropped, epoch, start + self.length // 4, report)
         if coordinator.training and not working:
             report.notes.append("no device leases settled: the round waits")
+        trained = time.perf_counter()
         done = coordinator.train(epoch, working, spectrum_hz, widths)
+        report.train_s = time.perf_counter() - trained if done is not None else 0.0
         await self._set_time(start + 3 * self.length // 4)
         gone = {self.devices[k].traders[participants[k][0]].address for k in dropped}
-        defaults, spent = await coordinator.close_leases(mine, gone, self.outages.lost)
-        await expire_unclaimed(self.ledger, start + 3 * self.length // 4, self.outages)
+        # completions and defaults go with each region's next settlement, with the
+        # expiries its committee finds due (ledger/region/lifecycle.py)
+        defaults, spent = coordinator.close_leases(self.ledger, mine, gone, report.notes.append)
         for k in dropped:
             self.devices[k].rest(epoch + 1)  # replaced next epoch
         report.defaults = sum(defaults.values())
@@ -243,9 +237,6 @@ class Simulation:
             coordinator.strategy.observe(max(report.prices.values()))
         report.wall_s = time.perf_counter() - began
         return report
-
-    def _up(self, region: int) -> bool:
-        return region not in self.outages.unanswered
 
     # -- the run -----------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
@@ -280,6 +271,11 @@ class Simulation:
                 self.interrupted = True
 
     async def _finish(self, wall_s: float) -> dict[str, Any]:
+        if not self.interrupted:  # the last epoch's steps: no settlement carries them
+            try:
+                await self.ledger.flush_steps(skip=frozenset(self.outages.unanswered))
+            except NODE_ERRORS as exc:
+                self.stopped = f"the last lifecycle steps were not sent: {exc}"
         unreachable: set[int] = set()
         history = await lease_history(self.ledger, unreachable)
         digest = self.recorder.write_history(history)
@@ -304,7 +300,10 @@ class Simulation:
             "final_accuracy": rounds[-1].round_accuracy if rounds else None,
             "satellite_signatures": sum(s.signatures for s in population.satellites),
             "history_sha256": digest,
+            "chain_transactions": await chain_transactions(self.ledger),
+            "peak_rss_mib": peak_rss_mib(),
             "wall_s": round(wall_s, 2),
+            "time_s": _where_time_went(self.reports, wall_s),
             "lease_states": {
                 s: sum(1 for h in history if h["state"] == s)
                 for s in sorted({h["state"] for h in history})
@@ -320,6 +319,44 @@ async def _advance(backend: Any, timestamp: int) -> None:
     head = int((await backend.web3.eth.get_block("latest"))["timestamp"])
     if timestamp > head:
         await backend.mine(timestamp)
+
+
+def _where_time_went(reports: list[EpochReport], wall_s: float) -> dict[str, float]:
+    """The run's wall seconds by phase: set-up and the end (everything outside the
+    epochs), signing and admitting orders, settling, training, and the rest of the
+    epochs (heartbeats, closing leases, confirmations, checkpoints)."""
+    split = {
+        "orders": sum(r.submit_s for r in reports),
+        "settle": sum(r.settle_s for r in reports),
+        "train": sum(r.train_s for r in reports),
+    }
+    split["epochs_other"] = sum(r.wall_s for r in reports) - sum(split.values())
+    split["setup_and_end"] = wall_s - sum(r.wall_s for r in reports)
+    return {k: round(v, 2) for k, v in split.items()}
+
+
+def _heartbeats(
+    sim: Simulation,
+    participants: dict[int, tuple[int, LeaseRecord]],
+    dropped: set[int],
+    epoch: int,
+    at: int,
+    report: EpochReport,
+) -> dict[int, int]:
+    """Every working device signs its heartbeat at ``at``; its region's lifecycle book
+    keeps it for the next settlement. Returns the working devices (index -> region)."""
+    working: dict[int, int] = {}
+    for k, (r, record) in sorted(participants.items()):
+        device = sim.devices[k]
+        if k in dropped or not device.alive(epoch) or r in sim.outages.unanswered:
+            continue
+        try:
+            sim.ledger.regions[r].sequencer.steps.submit(device.heartbeat(r, record, at))
+        except StepRefused as exc:
+            report.notes.append(f"device {k}: heartbeat refused: {exc.reason}")
+            continue
+        working[k] = r
+    return working
 
 
 def _settled(

@@ -14,9 +14,30 @@
 
     Storage per lease is one word: `lease_word[lease_id]`, where
         lease_id  = keccak256(abi_encode(buyer, bid_nonce))   (so a nonce is used once)
-        lease_word = (uint256(keccak256(abi_encode(LeaseRecord))) & ~0xff) | state
-    The record's fields travel in calldata and in the LeaseActivated event;
-    lifecycle calls pass the record back and the contract checks its hash.
+        lease_word = (uint256(keccak256(abi_encode(LeaseRecord))) & HASH_MASK)
+                     | last_seller_heartbeat << 8 | state
+    (the record's hash keeps its top 184 bits; bits 8..71 hold the time of the
+    seller's last heartbeat, so a heartbeat rewrites a word already written instead
+    of a fresh one.) The record's fields travel in calldata and in the
+    LeaseActivated event; lifecycle calls pass the record back and the contract
+    checks its hash.
+
+    Lifecycle in batches. Each party may act alone (heartbeat, complete,
+    relinquish, report_default, expire: one transaction each), or sign its step
+    off chain (a LeaseStep message) and hand it to the region's committee, which
+    verifies the signature and sends the steps of a whole epoch under its quorum:
+    with the next epoch's settlement (`settle`'s `steps`) or on their own
+    (`lifecycle`). One Step holds one lease's steps of the batch: the seller's
+    latest heartbeat and one action, so the record travels once. The quorum
+    attests each step's party: the parties' signatures stay off chain (an
+    ecrecover per step, or even their 65 bytes of calldata each, would cost a
+    tenth of a lease's life). Every step keeps the rules of its one-transaction
+    twin (who may take it, and when); a step whose lease is no longer active (its
+    party acted alone in between) is skipped with `StepSkipped`.
+
+    Joins in batches: `join` registers participants (each authorised by its own
+    signature), deposits into their escrow and posts their bonds, paid by the
+    sender; only the owner ever withdraws.
 
     Spectrum is a grid of `num_channels` channels (<= 256) by time slots of
     `epoch_length_s` seconds (slot = timestamp // epoch_length_s). A region-wide
@@ -39,6 +60,8 @@
 MAX_COMMITTEE: constant(uint256) = 32
 MAX_LEASES: constant(uint256) = 128  # per settlement; the calldata copy reserves all of it (vyper#4223)
 MAX_SLOTS: constant(uint256) = 64
+MAX_STEPS: constant(uint256) = 128  # lifecycle steps in one transaction
+MAX_JOINS: constant(uint256) = 64   # participants joined in one transaction
 
 KIND_SPECTRUM: constant(uint256) = 0
 KIND_COMPUTE: constant(uint256) = 1
@@ -58,6 +81,15 @@ STATE_DEFAULTED: constant(uint256) = 4
 STATE_EXPIRED: constant(uint256) = 5
 
 STATE_MASK: constant(uint256) = 255
+HEARTBEAT_MASK: constant(uint256) = 18446744073709551615 << 8  # bits 8..71
+HASH_MASK: constant(uint256) = ~(STATE_MASK | HEARTBEAT_MASK)
+
+STEP_NONE: constant(uint256) = 0       # the seller's heartbeat only
+STEP_HEARTBEAT: constant(uint256) = 1  # (the action number a LeaseStep message names)
+STEP_COMPLETE: constant(uint256) = 2
+STEP_RELINQUISH: constant(uint256) = 3
+STEP_DEFAULT: constant(uint256) = 4
+STEP_EXPIRE: constant(uint256) = 5
 
 EPOCH_NONE: constant(uint256) = 0
 EPOCH_SETTLING: constant(uint256) = 1  # some of its parts landed
@@ -76,7 +108,13 @@ BID_TYPEHASH: constant(bytes32) = keccak256(
     "Bid(uint256 region,address buyer,uint256 kind,uint256 lo,uint256 hi,uint256 units,uint256 start,uint256 end,uint256 maxPriceWei,uint256 nonce)"
 )
 SETTLEMENT_TYPEHASH: constant(bytes32) = keccak256(
-    "Settlement(uint256 region,uint256 epoch,bytes32 orderbookRoot,bytes32 leasesHash)"
+    "Settlement(uint256 region,uint256 epoch,bytes32 orderbookRoot,bytes32 leasesHash,bytes32 stepsHash)"
+)
+LIFECYCLE_TYPEHASH: constant(bytes32) = keccak256(
+    "Lifecycle(uint256 region,uint256 nonce,bytes32 stepsHash)"
+)
+REGISTRATION_TYPEHASH: constant(bytes32) = keccak256(
+    "Registration(uint256 region,address who,uint256 role)"
 )
 ROTATION_TYPEHASH: constant(bytes32) = keccak256(
     "Rotation(uint256 region,bytes32 membersHash,uint256 threshold,uint256 configNonce)"
@@ -137,6 +175,20 @@ struct LeaseRecord:
     end: uint256
     price_wei: uint256
     offer_hash: bytes32
+
+struct Step:
+    # one lease's steps in a batch: the seller's latest heartbeat, then an action
+    rec: LeaseRecord
+    heartbeat_at: uint256  # when the seller sent it (0: no heartbeat in this batch)
+    action: uint256        # STEP_NONE, or STEP_COMPLETE .. STEP_EXPIRE
+    party: uint256         # who took the action (an address; 0: the committee, for defaults and expiries)
+
+struct Joiner:
+    who: uint256         # the participant's address
+    role: uint256        # its role, registered with its signature; ROLE_NONE: registered already
+    deposit_wei: uint256 # into its free escrow
+    bond_wei: uint256    # its bond (sellers)
+    sig: Sig             # its signature over Registration(region, who, role); unused for ROLE_NONE
 
 
 event Registered:
@@ -219,6 +271,17 @@ event Heartbeat:
     sender: indexed(address)
     at: uint256
 
+event StepSkipped:
+    lease_id: indexed(bytes32)
+    action: uint256
+    state: uint256
+
+event LifecycleBatch:
+    nonce: uint256
+    steps_hash: bytes32
+    steps: uint256
+    signers: uint256
+
 event CommitteeRotated:
     members: DynArray[address, MAX_COMMITTEE]
     threshold: uint256
@@ -269,7 +332,7 @@ open_running: public(bytes32)
 open_leases: public(uint256)
 open_total_wei: public(uint256)
 lease_word: public(HashMap[bytes32, uint256])
-last_heartbeat: public(HashMap[bytes32, uint256])
+lifecycle_nonce: public(uint256)  # standalone lifecycle batches sent so far
 occupancy: public(HashMap[uint256, uint256])   # slot -> bitmap of leased channels
 sold_units: public(HashMap[bytes32, uint256])  # compute offer hash -> units sold
 
@@ -386,10 +449,25 @@ def _bid_hash(b: Bid) -> bytes32:
 
 @external
 @view
-def settlement_digest(epoch: uint256, orderbook_root: bytes32, leases_hash: bytes32) -> bytes32:
+def settlement_digest(epoch: uint256, orderbook_root: bytes32, leases_hash: bytes32,
+                      steps_hash: bytes32) -> bytes32:
     """The EIP-712 digest each committee member signs for an epoch's settlement."""
     return self._typed(keccak256(abi_encode(
-        SETTLEMENT_TYPEHASH, self.region_id, epoch, orderbook_root, leases_hash)))
+        SETTLEMENT_TYPEHASH, self.region_id, epoch, orderbook_root, leases_hash, steps_hash)))
+
+
+@external
+@view
+def lifecycle_digest(nonce: uint256, steps_hash: bytes32) -> bytes32:
+    """The EIP-712 digest each committee member signs for a standalone lifecycle batch."""
+    return self._typed(keccak256(abi_encode(LIFECYCLE_TYPEHASH, self.region_id, nonce, steps_hash)))
+
+
+@external
+@view
+def registration_digest(who: address, role: uint256) -> bytes32:
+    """The EIP-712 digest a participant signs to be registered by `join`."""
+    return self._typed(keccak256(abi_encode(REGISTRATION_TYPEHASH, self.region_id, who, role)))
 
 
 @external
@@ -433,22 +511,68 @@ def set_mechanism(mechanism_id: uint256, params_hash: bytes32, sigs: DynArray[Si
 
 
 # -- participants and escrow -----------------------------------------------------------
+@internal
+def _register(who: address, role: uint256):
+    assert role >= ROLE_SATELLITE and role <= ROLE_COORDINATOR, "unknown role"
+    assert self.role[who] == ROLE_NONE, "already registered"
+    self.role[who] = role
+    log Registered(who=who, role=role)
+
+
+@internal
+def _deposit(who: address, amount: uint256):
+    assert self.role[who] != ROLE_NONE, "register before depositing"
+    assert amount > 0, "deposit must be positive"
+    free: uint256 = self.free[who] + amount
+    self.free[who] = free
+    self.total_free += amount
+    log Deposited(who=who, amount_wei=amount, free_wei=free)
+
+
+@internal
+def _post_bond(who: address, amount: uint256):
+    r: uint256 = self.role[who]
+    assert r == ROLE_SATELLITE or r == ROLE_TERRESTRIAL or r == ROLE_EDGE_DEVICE or r == ROLE_EDGE_SERVER, "only sellers post bonds"
+    assert amount > 0, "bond must be positive"
+    assert self.bond_exit_at[who] == 0, "bond exit pending"
+    bond: uint256 = self.bond[who] + amount
+    self.bond[who] = bond
+    self.total_bonds += amount
+    log BondPosted(seller=who, amount_wei=amount, bond_wei=bond)
+
+
 @external
 def register(role: uint256):
-    assert role >= ROLE_SATELLITE and role <= ROLE_COORDINATOR, "unknown role"
-    assert self.role[msg.sender] == ROLE_NONE, "already registered"
-    self.role[msg.sender] = role
-    log Registered(who=msg.sender, role=role)
+    self._register(msg.sender, role)
 
 
 @external
 @payable
 def deposit():
-    assert self.role[msg.sender] != ROLE_NONE, "register before depositing"
-    assert msg.value > 0, "deposit must be positive"
-    self.free[msg.sender] += msg.value
-    self.total_free += msg.value
-    log Deposited(who=msg.sender, amount_wei=msg.value, free_wei=self.free[msg.sender])
+    self._deposit(msg.sender, msg.value)
+
+
+@external
+@payable
+def join(joiners: DynArray[Joiner, MAX_JOINS]):
+    """Register, fund and bond many participants at once; the sender pays every deposit
+    and bond (msg.value is their sum). Each registration carries the participant's
+    own signature; money only ever goes into escrow, and out only by its owner."""
+    paid: uint256 = 0
+    for i: uint256 in range(len(joiners), bound=MAX_JOINS):
+        j: Joiner = joiners[i]
+        who: address = convert(j.who, address)
+        if j.role != ROLE_NONE:
+            digest: bytes32 = self._typed(keccak256(abi_encode(
+                REGISTRATION_TYPEHASH, self.region_id, who, j.role)))
+            assert self._recover(digest, j.sig) == who, "registration not signed by its participant"
+            self._register(who, j.role)
+        if j.deposit_wei > 0:
+            self._deposit(who, j.deposit_wei)
+        if j.bond_wei > 0:
+            self._post_bond(who, j.bond_wei)
+        paid += j.deposit_wei + j.bond_wei
+    assert paid == msg.value, "value sent is not the sum of the deposits and bonds"
 
 
 @external
@@ -466,13 +590,7 @@ def withdraw(amount_wei: uint256):
 @external
 @payable
 def post_bond():
-    r: uint256 = self.role[msg.sender]
-    assert r == ROLE_SATELLITE or r == ROLE_TERRESTRIAL or r == ROLE_EDGE_DEVICE or r == ROLE_EDGE_SERVER, "only sellers post bonds"
-    assert msg.value > 0, "bond must be positive"
-    assert self.bond_exit_at[msg.sender] == 0, "bond exit pending"
-    self.bond[msg.sender] += msg.value
-    self.total_bonds += msg.value
-    log BondPosted(seller=msg.sender, amount_wei=msg.value, bond_wei=self.bond[msg.sender])
+    self._post_bond(msg.sender, msg.value)
 
 
 @external
@@ -562,7 +680,7 @@ def _activate(epoch: uint256, lease: LeaseIn, verified: bytes32) -> (bytes32, by
         epoch=epoch, kind=o.kind, seller=seller, buyer=buyer, nonce=b.nonce,
         first=lease.first, units=b.units, start=b.start, end=b.end,
         price_wei=lease.price_wei, offer_hash=offer_hash)))
-    self.lease_word[lease_id] = (convert(record, uint256) & ~STATE_MASK) | STATE_ACTIVE
+    self.lease_word[lease_id] = (convert(record, uint256) & HASH_MASK) | STATE_ACTIVE
     log LeaseActivated(lease_id=lease_id, epoch=epoch, kind=o.kind, seller=seller,
                        buyer=buyer, nonce=b.nonce, first=lease.first, units=b.units,
                        start=b.start, end=b.end, price_wei=lease.price_wei,
@@ -571,17 +689,22 @@ def _activate(epoch: uint256, lease: LeaseIn, verified: bytes32) -> (bytes32, by
 
 
 @external
-def settle(epoch: uint256, orderbook_root: bytes32, leases_hash: bytes32,
-           leases: DynArray[LeaseIn, MAX_LEASES], sigs: DynArray[Sig, MAX_COMMITTEE]):
-    """Record leases of `epoch`: all of them, or the next part of them. leases_hash
-    chains the record hashes of every lease of the epoch: h_0 = 0,
-    h_i = keccak256(h_{i-1} ++ record_i); the committee signs h_n, and each part
+def settle(epoch: uint256, orderbook_root: bytes32, leases_hash: bytes32, steps_hash: bytes32,
+           leases: DynArray[LeaseIn, MAX_LEASES], steps: DynArray[Step, MAX_STEPS],
+           sigs: DynArray[Sig, MAX_COMMITTEE]):
+    """Record leases of `epoch`: all of them, or the next part of them, and (with the
+    first part) the lifecycle steps of earlier epochs' leases. leases_hash chains the
+    record hashes of every lease of the epoch: h_0 = 0,
+    h_i = keccak256(h_{i-1} ++ record_i); steps_hash chains the steps the same way
+    (keccak256 of each abi-encoded Step). The committee signs both, and each part
     carries the signatures. The epoch seals when the parts' chain reaches h_n."""
     running: bytes32 = empty(bytes32)
     count: uint256 = 0
     total: uint256 = 0
-    if self.epoch_state[epoch] == EPOCH_SETTLING:
+    first_part: bool = self.epoch_state[epoch] != EPOCH_SETTLING
+    if not first_part:
         assert epoch == self.open_epoch and msg.sender == self.open_sender, "not this epoch's sender"
+        assert len(steps) == 0, "lifecycle steps ride on an epoch's first part only"
         running = self.open_running
         count = self.open_leases
         total = self.open_total_wei
@@ -592,8 +715,14 @@ def settle(epoch: uint256, orderbook_root: bytes32, leases_hash: bytes32,
             self.epoch_state[previous] = EPOCH_VOID
             log EpochVoided(epoch=previous)
     digest: bytes32 = self._typed(keccak256(abi_encode(
-        SETTLEMENT_TYPEHASH, self.region_id, epoch, orderbook_root, leases_hash)))
+        SETTLEMENT_TYPEHASH, self.region_id, epoch, orderbook_root, leases_hash, steps_hash)))
     signers: uint256 = self._check_quorum(digest, sigs)
+    if first_part:
+        steps_running: bytes32 = empty(bytes32)
+        for i: uint256 in range(len(steps), bound=MAX_STEPS):
+            steps_running = keccak256(abi_encode(steps_running, keccak256(abi_encode(steps[i]))))
+            self._step(steps[i])
+        assert steps_running == steps_hash, "steps do not match the signed steps_hash"
     part_total: uint256 = 0
     # index the calldata array: `for lease in leases` would copy all MAX_LEASES slots to memory
     verified: bytes32 = empty(bytes32)
@@ -628,7 +757,7 @@ def _recorded(rec: LeaseRecord) -> bytes32:
     lease_id: bytes32 = keccak256(abi_encode(rec.buyer, rec.nonce))
     word: uint256 = self.lease_word[lease_id]
     assert word != 0, "no such lease"
-    assert word & ~STATE_MASK == convert(keccak256(abi_encode(rec)), uint256) & ~STATE_MASK, "lease record does not match"
+    assert word & HASH_MASK == convert(keccak256(abi_encode(rec)), uint256) & HASH_MASK, "lease record does not match"
     assert word & STATE_MASK == STATE_ACTIVE, "lease is not active"
     return lease_id
 
@@ -653,21 +782,29 @@ def lease_state(lease_id: bytes32) -> uint256:
 
 
 @external
-def heartbeat(rec: LeaseRecord):
-    lease_id: bytes32 = self._active(rec)
-    assert msg.sender == rec.seller or msg.sender == rec.buyer, "only the lease's parties send heartbeats"
-    if msg.sender == rec.seller:
-        self.last_heartbeat[lease_id] = block.timestamp
-    log Heartbeat(lease_id=lease_id, sender=msg.sender, at=block.timestamp)
+@view
+def last_heartbeat(lease_id: bytes32) -> uint256:
+    """When the lease's seller last sent a heartbeat (0: never)."""
+    return (self.lease_word[lease_id] & HEARTBEAT_MASK) >> 8
 
 
-@external
-def complete(rec: LeaseRecord):
-    """Pay the seller: by the buyer at any time (the round is confirmed), or by
-    either party once the lease has ended and within the claim window."""
+@internal
+def _heartbeat(rec: LeaseRecord, party: address, at: uint256):
     lease_id: bytes32 = self._active(rec)
-    if msg.sender != rec.buyer:
-        assert msg.sender == rec.seller, "only the lease's parties complete it"
+    assert party == rec.seller or party == rec.buyer, "only the lease's parties send heartbeats"
+    assert at <= block.timestamp, "heartbeat from the future"
+    if party == rec.seller:
+        word: uint256 = self.lease_word[lease_id]
+        if at > (word & HEARTBEAT_MASK) >> 8:
+            self.lease_word[lease_id] = (word & ~HEARTBEAT_MASK) | (at << 8)
+    log Heartbeat(lease_id=lease_id, sender=party, at=at)
+
+
+@internal
+def _complete(rec: LeaseRecord, party: address):
+    lease_id: bytes32 = self._active(rec)
+    if party != rec.buyer:
+        assert party == rec.seller, "only the lease's parties complete it"
         assert block.timestamp >= rec.end, "lease has not ended"
         assert block.timestamp < rec.end + self.claim_window_s, "claim window over: expire it"
     self._set_state(lease_id, STATE_COMPLETED)
@@ -677,11 +814,10 @@ def complete(rec: LeaseRecord):
     log LeaseCompleted(lease_id=lease_id, paid_seller_wei=rec.price_wei)
 
 
-@external
-def relinquish(rec: LeaseRecord):
-    """The buyer ends the lease early; the unused share of the time is refunded."""
+@internal
+def _relinquish(rec: LeaseRecord, party: address):
     lease_id: bytes32 = self._active(rec)
-    assert msg.sender == rec.buyer, "only the buyer relinquishes"
+    assert party == rec.buyer, "only the buyer relinquishes"
     assert block.timestamp < rec.end, "lease has ended: complete it"
     used: uint256 = 0
     if block.timestamp > rec.start:
@@ -695,12 +831,11 @@ def relinquish(rec: LeaseRecord):
     log LeaseRelinquished(lease_id=lease_id, refund_buyer_wei=refund, paid_seller_wei=used)
 
 
-@external
-def report_default(rec: LeaseRecord):
-    """The seller missed its heartbeat deadline: refund the buyer, slash the bond."""
+@internal
+def _report_default(rec: LeaseRecord, attested: bool, party: address):
     lease_id: bytes32 = self._active(rec)
-    assert msg.sender == rec.buyer or self.is_member[msg.sender], "only the buyer or the committee reports defaults"
-    last: uint256 = max(self.last_heartbeat[lease_id], rec.start)
+    assert attested or party == rec.buyer or self.is_member[party], "only the buyer or the committee reports defaults"
+    last: uint256 = max((self.lease_word[lease_id] & HEARTBEAT_MASK) >> 8, rec.start)
     assert block.timestamp > last + self.heartbeat_interval_s, "seller's heartbeat is not overdue"
     assert block.timestamp < rec.end + self.claim_window_s, "claim window over: expire it"
     slashed: uint256 = min(self.bond[rec.seller], rec.price_wei)
@@ -713,11 +848,8 @@ def report_default(rec: LeaseRecord):
     log LeaseDefaulted(lease_id=lease_id, refund_buyer_wei=rec.price_wei, slashed_bond_wei=slashed)
 
 
-@external
-def expire(rec: LeaseRecord):
-    """Nobody claimed the lease within the claim window after its end, or its epoch
-    is void: the locked price goes back to the buyer (a seller is paid only when it
-    claims)."""
+@internal
+def _expire(rec: LeaseRecord):
     lease_id: bytes32 = self._recorded(rec)
     if self.epoch_state[rec.epoch] != EPOCH_VOID:
         assert self.epoch_state[rec.epoch] == EPOCH_SEALED, "lease's epoch is not sealed"
@@ -727,6 +859,81 @@ def expire(rec: LeaseRecord):
     self.free[rec.buyer] += rec.price_wei
     self.total_free += rec.price_wei
     log LeaseExpired(lease_id=lease_id, refund_buyer_wei=rec.price_wei)
+
+
+@internal
+def _step(step: Step):
+    """Apply one attested step. A lease no longer active (its party acted alone since
+    the committee attested) is skipped, not reverted: the rest of the batch stands."""
+    lease_id: bytes32 = keccak256(abi_encode(step.rec.buyer, step.rec.nonce))
+    state: uint256 = self.lease_word[lease_id] & STATE_MASK
+    if state != STATE_ACTIVE and state != STATE_NONE:
+        log StepSkipped(lease_id=lease_id, action=step.action, state=state)
+        return
+    if step.heartbeat_at != 0:
+        self._heartbeat(step.rec, step.rec.seller, step.heartbeat_at)
+    party: address = convert(step.party, address)
+    if step.action == STEP_COMPLETE:
+        self._complete(step.rec, party)
+    elif step.action == STEP_RELINQUISH:
+        self._relinquish(step.rec, party)
+    elif step.action == STEP_DEFAULT:
+        self._report_default(step.rec, True, party)
+    elif step.action == STEP_EXPIRE:
+        self._expire(step.rec)
+    else:
+        assert step.action == STEP_NONE and step.heartbeat_at != 0, "unknown lifecycle step"
+
+
+@external
+def lifecycle(steps_hash: bytes32, steps: DynArray[Step, MAX_STEPS], sigs: DynArray[Sig, MAX_COMMITTEE]):
+    """Lifecycle steps the committee attests, in one transaction (when no settlement
+    carries them). `lifecycle_nonce` orders the batches and stops a replay. steps_hash
+    chains the steps: s_0 = 0, s_i = keccak256(s_{i-1} ++ keccak256(abi_encode(step_i)))."""
+    nonce: uint256 = self.lifecycle_nonce
+    digest: bytes32 = self._typed(keccak256(abi_encode(
+        LIFECYCLE_TYPEHASH, self.region_id, nonce, steps_hash)))
+    signers: uint256 = self._check_quorum(digest, sigs)
+    running: bytes32 = empty(bytes32)
+    # index the calldata array (a copy of all MAX_STEPS slots to memory costs ~200k gas)
+    for i: uint256 in range(len(steps), bound=MAX_STEPS):
+        running = keccak256(abi_encode(running, keccak256(abi_encode(steps[i]))))
+        self._step(steps[i])
+    assert running == steps_hash, "steps do not match the signed steps_hash"
+    self.lifecycle_nonce = nonce + 1
+    log LifecycleBatch(nonce=nonce, steps_hash=steps_hash, steps=len(steps), signers=signers)
+
+
+@external
+def heartbeat(rec: LeaseRecord):
+    self._heartbeat(rec, msg.sender, block.timestamp)
+
+
+@external
+def complete(rec: LeaseRecord):
+    """Pay the seller: by the buyer at any time (the round is confirmed), or by
+    either party once the lease has ended and within the claim window."""
+    self._complete(rec, msg.sender)
+
+
+@external
+def relinquish(rec: LeaseRecord):
+    """The buyer ends the lease early; the unused share of the time is refunded."""
+    self._relinquish(rec, msg.sender)
+
+
+@external
+def report_default(rec: LeaseRecord):
+    """The seller missed its heartbeat deadline: refund the buyer, slash the bond."""
+    self._report_default(rec, False, msg.sender)
+
+
+@external
+def expire(rec: LeaseRecord):
+    """Nobody claimed the lease within the claim window after its end, or its epoch
+    is void: the locked price goes back to the buyer (a seller is paid only when it
+    claims)."""
+    self._expire(rec)
 
 
 @external

@@ -27,7 +27,10 @@ from .addresses import address_of_public_key
 
 __all__ = [
     "BID_TYPE",
+    "LEASE_STEP_TYPE",
+    "LIFECYCLE_TYPE",
     "OFFER_TYPE",
+    "REGISTRATION_TYPE",
     "Sig",
     "abi_words",
     "domain_separator",
@@ -48,8 +51,14 @@ BID_TYPE = (
     "uint256 start,uint256 end,uint256 maxPriceWei,uint256 nonce)"
 )
 SETTLEMENT_TYPE = (
-    "Settlement(uint256 region,uint256 epoch,bytes32 orderbookRoot,bytes32 leasesHash)"
+    "Settlement(uint256 region,uint256 epoch,bytes32 orderbookRoot,bytes32 leasesHash,"
+    "bytes32 stepsHash)"
 )
+LIFECYCLE_TYPE = "Lifecycle(uint256 region,uint256 nonce,bytes32 stepsHash)"
+REGISTRATION_TYPE = "Registration(uint256 region,address who,uint256 role)"
+#: what a lease's party signs off chain for one lifecycle step (the committee and the
+#: audit check it; the contract hashes it into what the quorum signs)
+LEASE_STEP_TYPE = "LeaseStep(uint256 region,bytes32 leaseId,uint256 action,uint256 at)"
 ROTATION_TYPE = "Rotation(uint256 region,bytes32 membersHash,uint256 threshold,uint256 configNonce)"
 MECHANISM_TYPE = (
     "Mechanism(uint256 region,uint256 mechanismId,bytes32 paramsHash,uint256 configNonce)"

@@ -19,12 +19,15 @@ from typing import Any
 from eth_utils import keccak
 
 from .addresses import checksum_address
-from .eip712 import BID_TYPE, OFFER_TYPE, Sig, abi_words, struct_hash
+from .eip712 import BID_TYPE, LEASE_STEP_TYPE, OFFER_TYPE, Sig, abi_words, struct_hash
 
 __all__ = [
+    "COMMITTEE",
     "LEASE_ENDINGS",
+    "NO_SIG",
     "Bid",
     "CrossState",
+    "Joiner",
     "Kind",
     "LeaseIn",
     "LeaseRecord",
@@ -33,9 +36,18 @@ __all__ = [
     "Role",
     "SignedBid",
     "SignedOffer",
+    "Step",
+    "StepAction",
     "chain_leases_hash",
+    "chain_steps_hash",
     "channel_mask",
     "field_values",
+    "lease_heartbeat",
+    "lease_state_of",
+    "lease_word",
+    "step_message_hash",
+    "with_heartbeat",
+    "with_state",
 ]
 
 _ZERO32 = b"\0" * 32
@@ -67,6 +79,38 @@ class LeaseState(enum.IntEnum):
     RELINQUISHED = 3  # the buyer ended it early; unused share refunded
     DEFAULTED = 4  # the seller missed heartbeats; buyer refunded, bond slashed
     EXPIRED = 5  # nobody claimed it after its end; buyer refunded
+
+
+# A lease's storage word: the record hash's top 184 bits, the seller's last heartbeat
+# in bits 8..71, the state in the low byte (contracts/RegionMarket.vy's docstring).
+_STATE_MASK = 0xFF
+_HEARTBEAT_MASK = ((1 << 64) - 1) << 8
+_HASH_MASK = ((1 << 256) - 1) & ~(_STATE_MASK | _HEARTBEAT_MASK)
+
+
+def lease_word(record_hash: bytes, state: int = 1, heartbeat: int = 0) -> int:
+    """The word ``lease_word[lease_id]`` holds for a record with this hash."""
+    return (int.from_bytes(record_hash, "big") & _HASH_MASK) | heartbeat << 8 | state
+
+
+def lease_state_of(word: int) -> LeaseState:
+    return LeaseState(word & _STATE_MASK)
+
+
+def lease_heartbeat(word: int) -> int:
+    """When the lease's seller last sent a heartbeat (0: never)."""
+    return (word & _HEARTBEAT_MASK) >> 8
+
+
+def with_state(word: int, state: int) -> int:
+    return (word & ~_STATE_MASK) | state
+
+
+def with_heartbeat(word: int, at: int) -> int:
+    """The word after a seller's heartbeat at ``at`` (a later one only moves it on)."""
+    if at <= lease_heartbeat(word):
+        return word
+    return (word & ~_HEARTBEAT_MASK) | at << 8
 
 
 @dataclass(frozen=True)
@@ -185,6 +229,24 @@ class LeaseRecord:
         return field_values(self)
 
     @classmethod
+    def from_abi(cls, raw: Sequence[Any]) -> LeaseRecord:
+        """From eth_abi's decoding of the contract's LeaseRecord tuple."""
+        epoch, kind, seller, buyer, nonce, first, units, start, end, price, offer_hash = raw
+        return cls(
+            epoch,
+            kind,
+            checksum_address(seller),
+            checksum_address(buyer),
+            nonce,
+            first,
+            units,
+            start,
+            end,
+            price,
+            bytes(offer_hash),
+        )
+
+    @classmethod
     def from_event(cls, args: dict[str, Any]) -> LeaseRecord:
         return cls(
             epoch=args["epoch"],
@@ -236,6 +298,79 @@ class LeaseIn:
             self.first,
             self.price_wei,
         )
+
+
+class StepAction(enum.IntEnum):
+    """A lifecycle action, as ``RegionMarket``'s Step and LeaseStep messages name it."""
+
+    NONE = 0  # a Step with the seller's heartbeat only
+    HEARTBEAT = 1  # (in LeaseStep messages) a party is working: the seller's moves its deadline on
+    COMPLETE = 2  # the buyer confirms (any time), or the seller claims after the end
+    RELINQUISH = 3  # the buyer ends it early
+    DEFAULT = 4  # the seller's heartbeat is overdue: refund, slash
+    EXPIRE = 5  # nobody claimed it in the claim window, or its epoch is void
+
+
+NO_SIG = Sig(0, _ZERO32, _ZERO32)
+#: the party of a step the committee itself takes (a default it observed, an expiry)
+COMMITTEE = "0x" + "00" * 20
+_STEP_TAIL = ("uint256", "uint256", "uint256")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One lease's lifecycle steps in a committee batch, as the contract takes them:
+    the seller's latest heartbeat (``heartbeat_at``, 0 for none) and one ``action``
+    taken by ``party`` (:data:`COMMITTEE` for a default or an expiry the committee
+    takes). The parties' signatures over their LeaseStep messages stay with the
+    committee, which checked them (:mod:`ledger.region.lifecycle`)."""
+
+    record: LeaseRecord
+    heartbeat_at: int = 0
+    action: int = StepAction.NONE
+    party: str = COMMITTEE
+
+    def words(self) -> bytes:
+        """The step abi-encoded as the contract hashes it (every field one word)."""
+        return abi_words(LeaseRecord._TYPES, field_values(self.record)) + abi_words(
+            _STEP_TAIL, (self.heartbeat_at, int(self.action), int(self.party, 16))
+        )
+
+    def step_hash(self) -> bytes:
+        return keccak(self.words())
+
+
+def step_message_hash(region: int, lease_id: bytes, action: int, at: int = 0) -> bytes:
+    """The hashStruct of the LeaseStep a party signs: a heartbeat (action HEARTBEAT, its
+    time) or an action (``at`` 0)."""
+    return struct_hash(
+        LEASE_STEP_TYPE,
+        ["uint256", "bytes32", "uint256", "uint256"],
+        [region, lease_id, int(action), at],
+    )
+
+
+def chain_steps_hash(steps: Sequence[Step]) -> bytes:
+    """h_0 = 0, h_i = keccak(h_{i-1} ++ keccak(step_i)): what the quorum signs for steps."""
+    h = _ZERO32
+    for step in steps:
+        h = keccak(h + step.step_hash())
+    return h
+
+
+@dataclass(frozen=True)
+class Joiner:
+    """One participant of a ``join`` batch: registered (with its own signature over
+    its Registration; role 0: already registered), funded and bonded by the sender."""
+
+    who: str
+    role: int
+    deposit_wei: int
+    bond_wei: int
+    sig: Sig = NO_SIG
+
+    def as_abi(self) -> tuple[Any, ...]:
+        return (int(self.who, 16), self.role, self.deposit_wei, self.bond_wei, self.sig.as_tuple())
 
 
 class CrossState(enum.IntEnum):

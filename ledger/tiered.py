@@ -29,7 +29,7 @@ from typing import Any
 from eth_account import Account
 from eth_utils import keccak
 
-from .bindings import RegionMarket, RootLedger
+from .bindings import MAX_JOINS, MAX_STEPS, RegionMarket, RootLedger
 from .chain import (
     ChainBackend,
     ChainFactory,
@@ -41,12 +41,14 @@ from .chain import (
 from .config import RegionConfig
 from .eip712 import quorum_sign
 from .errors import ConfigError, LedgerError
+from .records import Joiner
 from .region import (
     EpochOutcome,
     RegionSequencer,
     RegionWorker,
     Validator,
     recover,
+    send_steps,
     settle_epoch,
 )
 
@@ -74,6 +76,25 @@ class RegionRuntime:
     validators: list[Validator]
     chain_id: int
     outcomes: list[EpochOutcome] = field(default_factory=list)
+
+    async def join(self, joiners: Sequence[Joiner]) -> int:
+        """Register, fund and bond ``joiners`` in batches of MAX_JOINS, paid by the
+        ledger's operator (its deployer); returns the transactions sent."""
+        for i in range(0, len(joiners), MAX_JOINS):
+            await self.market.join(joiners[i : i + MAX_JOINS])
+        return -(-len(joiners) // MAX_JOINS)
+
+    async def flush_steps(self) -> int:
+        """Send the lifecycle steps no settlement will carry (the run's end) in
+        ``lifecycle`` batches; returns how many transactions that took."""
+        sent, book = 0, self.sequencer.steps
+        await self.sequencer.sync()
+        while steps := book.due(self.sequencer.now, MAX_STEPS):
+            await send_steps(self.market, steps, self.validators, self.config.threshold)
+            book.landed(steps)
+            await self.sequencer.sync()
+            sent += 1
+        return sent
 
 
 class TieredLedger:
@@ -241,8 +262,14 @@ class TieredLedger:
             outcome = await recover(rt.sequencer, frozen, outcome, min(timeout_s, 10.0))
         if outcome.settled:
             rt.sequencer.apply(outcome.leases)
+            rt.sequencer.steps.landed(frozen.steps)
         rt.outcomes.append(outcome)
         return outcome
+
+    async def flush_steps(self, skip: frozenset[int] = frozenset()) -> int:
+        """Send the pending lifecycle steps of every region but those in ``skip``
+        (:meth:`RegionRuntime.flush_steps`); returns the transactions sent."""
+        return sum([await rt.flush_steps() for r, rt in self.regions.items() if r not in skip])
 
     async def worker(self, region: int) -> RegionWorker:
         """The region's settlement process (rpc), started on first use."""

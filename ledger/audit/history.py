@@ -1,8 +1,9 @@
 """Each lease's storage word, block by block: the audit's working state, never exported.
 
 A root checkpoint attests a region block and the Merkle root of every lease's
-storage word as of that block (the record hash with the lease's state in its
-low byte). To check it the audit needs each word as it was *then*, not only the
+storage word as of that block (the record hash's top bits, the seller's last
+heartbeat, the lease's state in its low byte: :func:`ledger.records.lease_word`).
+To check it the audit needs each word as it was *then*, not only the
 lease's final state, so the settlement replay records every state change here
 alongside the exported :class:`~ledger.audit.result.LeaseRow`.
 """
@@ -12,18 +13,16 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from ..records import LeaseState
+from ..records import LeaseState, lease_word, with_heartbeat, with_state
 from .result import LeaseRow
 
 __all__ = ["LeaseHistory"]
-
-_LOW_BYTE = 0xFF
 
 
 @dataclass
 class _Tracked:
     row: LeaseRow
-    word: int  # as settled: the record hash with ACTIVE in its low byte
+    word: int  # as settled: the record hash with ACTIVE in its low byte, no heartbeat
     changes: list[tuple[int, int]] = field(default_factory=list)  # (block, word), chain order
 
 
@@ -35,8 +34,7 @@ class LeaseHistory:
 
     def settled(self, lease_id: bytes, row: LeaseRow, record_hash: bytes) -> None:
         """A lease settled (again: a later settlement of the same id replaces it)."""
-        word = (int.from_bytes(record_hash, "big") & ~_LOW_BYTE) | int(LeaseState.ACTIVE)
-        self._leases[lease_id] = _Tracked(row, word)
+        self._leases[lease_id] = _Tracked(row, lease_word(record_hash))
 
     def get(self, lease_id: bytes) -> LeaseRow | None:
         tracked = self._leases.get(lease_id)
@@ -48,8 +46,16 @@ class LeaseHistory:
         tracked.row = dataclasses.replace(
             tracked.row, state=state.name.lower(), state_block=block, state_tx=tx
         )
-        word = tracked.changes[-1][1] if tracked.changes else tracked.word
-        tracked.changes.append((block, (word & ~_LOW_BYTE) | int(state)))
+        tracked.changes.append((block, with_state(self._word(tracked), int(state))))
+
+    def heartbeat(self, lease_id: bytes, at: int, block: int) -> None:
+        """The lease's seller sent a heartbeat at ``at``: the word's heartbeat moves on."""
+        tracked = self._leases[lease_id]
+        tracked.changes.append((block, with_heartbeat(self._word(tracked), at)))
+
+    @staticmethod
+    def _word(tracked: _Tracked) -> int:
+        return tracked.changes[-1][1] if tracked.changes else tracked.word
 
     def rows(self) -> list[LeaseRow]:
         return [t.row for t in self._leases.values()]

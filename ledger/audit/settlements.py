@@ -21,7 +21,7 @@ import json
 from typing import Any
 
 from eth_abi import decode as abi_decode
-from eth_utils import function_signature_to_4byte_selector, get_abi_input_types
+from eth_utils import function_signature_to_4byte_selector, get_abi_input_types, to_checksum_address
 
 from ..chain import ContractBinding, Event
 from ..eip712 import Sig, recover
@@ -31,7 +31,9 @@ from ..records import (
     Kind,
     LeaseRecord,
     Offer,
+    Step,
     chain_leases_hash,
+    chain_steps_hash,
     channel_mask,
 )
 from .history import LeaseHistory
@@ -41,11 +43,24 @@ from .result import LeaseEventRow, LeaseRow, PaymentRow, SettlementRow, Violatio
 __all__ = ["Escrow", "Occupancy", "SettlementAudit"]
 
 
-def settle_decoder(binding: ContractBinding) -> tuple[bytes, list[str]]:
-    """(``settle``'s 4-byte selector, its argument types) from the market's ABI."""
-    abi = next(a for a in binding.artifact.abi if a.get("name") == "settle")
+def settle_decoder(binding: ContractBinding, name: str = "settle") -> tuple[bytes, list[str]]:
+    """(``name``'s 4-byte selector, its argument types) from the market's ABI."""
+    abi = next(a for a in binding.artifact.abi if a.get("name") == name)
     types = list(get_abi_input_types(abi))  # type: ignore[arg-type]
-    return function_signature_to_4byte_selector(f"settle({','.join(types)})"), types
+    return function_signature_to_4byte_selector(f"{name}({','.join(types)})"), types
+
+
+def _steps(raw_steps: Any) -> list[Step]:
+    """Steps decoded from calldata, as the committee built them."""
+    return [
+        Step(
+            LeaseRecord.from_abi(raw[0]),
+            raw[1],
+            raw[2],
+            to_checksum_address(raw[3].to_bytes(32, "big")[12:]),
+        )
+        for raw in raw_steps
+    ]
 
 
 def _safe_recover(digest: bytes, sig: Sig) -> str | None:
@@ -169,7 +184,11 @@ class Escrow:
             )
         )
         lease = self.history.get(lease_id)
-        if ev.name == "Heartbeat" or lease is None:
+        if lease is None:
+            return
+        if ev.name == "Heartbeat":
+            if a["sender"] == lease.seller:
+                self.history.heartbeat(lease_id, int(a["at"]), tx.block)
             return
         price = int(lease.price_wei)
         self.history.ended(lease_id, LEASE_ENDINGS[ev.name], tx.block, tx.hash)
@@ -195,6 +214,7 @@ class SettlementAudit:
         self.region = region
         self.found = found
         self.selector, self.types = settle_decoder(region.market.binding)
+        self.batch_selector, self.batch_types = settle_decoder(region.market.binding, "lifecycle")
         self.members, self.threshold = set(region.members), region.threshold
         self.history = LeaseHistory()
         self.occupancy = Occupancy(region.name, region.protected_mask, region.epoch_length_s, found)
@@ -222,6 +242,8 @@ class SettlementAudit:
             settles = tx.input[:4] == self.selector
             if settles:
                 self._settle(tx, sealed=any(ev.name == "Settled" for ev in evs))
+            elif tx.input[:4] == self.batch_selector:
+                self._batch(tx, evs)
             for ev in evs:
                 self.escrow.apply(ev, tx)
             if settles:
@@ -231,9 +253,11 @@ class SettlementAudit:
     def _settle(self, tx: TxRead, sealed: bool) -> None:
         """One settlement transaction: a whole epoch, or one of its parts (the chain of
         lease hashes runs on across parts and must reach the signed one when it seals)."""
-        epoch, orderbook_root, leases_hash, raw_leases, raw_sigs = abi_decode(
-            self.types, tx.input[4:]
+        epoch, orderbook_root, leases_hash, steps_hash, raw_leases, raw_steps, raw_sigs = (
+            abi_decode(self.types, tx.input[4:])
         )
+        if raw_steps and chain_steps_hash(_steps(raw_steps)) != steps_hash:
+            self.flag("quorum", tx, None, f"epoch {epoch}'s lifecycle steps are not those signed")
         records = [self._lease(epoch, raw, tx) for raw in raw_leases]
         running = chain_leases_hash(records, self.running.pop(epoch, bytes(32)))
         if sealed and running != leases_hash:
@@ -246,17 +270,8 @@ class SettlementAudit:
         elif not sealed:
             self.running[epoch] = running
         market = self.region.market
-        digest = market.settlement_digest(epoch, orderbook_root, leases_hash)
-        signers = {_safe_recover(digest, Sig(*sig)) for sig in raw_sigs}
-        valid = len(signers & self.members)
-        if valid < self.threshold:
-            self.flag(
-                "quorum",
-                tx,
-                None,
-                f"epoch {epoch} settled with {valid} valid committee signatures, "
-                f"{self.threshold} needed",
-            )
+        digest = market.settlement_digest(epoch, orderbook_root, leases_hash, steps_hash)
+        valid = self._quorum(digest, raw_sigs, tx, f"epoch {epoch} settled")
         self.settlements.append(
             SettlementRow(
                 region=self.region.id,
@@ -270,6 +285,29 @@ class SettlementAudit:
             )
         )
         self.verified += len(records)
+
+    def _quorum(self, digest: bytes, raw_sigs: Any, tx: TxRead, what: str) -> int:
+        """How many distinct members signed ``digest``; flags fewer than the threshold."""
+        signers = {_safe_recover(digest, Sig(*sig)) for sig in raw_sigs}
+        valid = len(signers & self.members)
+        if valid < self.threshold:
+            self.flag(
+                "quorum",
+                tx,
+                None,
+                f"{what} with {valid} valid committee signatures, {self.threshold} needed",
+            )
+        return valid
+
+    def _batch(self, tx: TxRead, evs: list[Event]) -> None:
+        """A standalone lifecycle batch: its steps must be the ones a quorum signed."""
+        steps_hash, raw_steps, raw_sigs = abi_decode(self.batch_types, tx.input[4:])
+        batch = next((ev for ev in evs if ev.name == "LifecycleBatch"), None)
+        if batch is None or chain_steps_hash(_steps(raw_steps)) != steps_hash:
+            self.flag("quorum", tx, None, "lifecycle batch whose steps are not those signed")
+            return
+        digest = self.region.market.lifecycle_digest(int(batch.args["nonce"]), steps_hash)
+        self._quorum(digest, raw_sigs, tx, f"lifecycle batch {batch.args['nonce']} sent")
 
     def _lease(self, epoch: int, raw: Any, tx: TxRead) -> LeaseRecord:
         """One ``LeaseIn`` of the calldata: rebuilt, its signatures checked, recorded."""

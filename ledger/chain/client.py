@@ -167,19 +167,19 @@ class LedgerClient:
         return self._chain_id
 
     async def gas_price(self) -> int:
+        """Twice the head's base fee plus a 1 gwei tip. Not twice ``eth_gasPrice``: anvil
+        suggests a price from recent tips, so each new client doubled it (1 to 4,096 gwei)."""
         if self._gas_price_wei is None:
-            # twice the node's price leaves room for the base fee to rise between blocks
-            self._gas_price_wei = 2 * int(
-                await self._with_retries("eth_gasPrice", lambda: self.web3.eth.gas_price)
+            head = await self._with_retries(
+                "eth_getBlockByNumber", lambda: self.web3.eth.get_block("latest")
             )
+            self._gas_price_wei = 2 * int(head.get("baseFeePerGas", 10**9)) + 10**9
         return self._gas_price_wei
 
     async def balance(self, address: str | None = None) -> int:
-        who = address or self.address
+        who = cast(Any, address or self.address)
         return int(
-            await self._with_retries(
-                "eth_getBalance", lambda: self.web3.eth.get_balance(cast(Any, who))
-            )
+            await self._with_retries("eth_getBalance", lambda: self.web3.eth.get_balance(who))
         )
 
     # -- transactions --------------------------------------------------------------

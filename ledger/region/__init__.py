@@ -8,6 +8,8 @@
 - ``committee``  validators re-run the mechanism, check the result against
                  ``rules`` (the contract's settlement rules) and sign; a quorum
                  settles
+- ``lifecycle``  admits the parties' signed lease steps (heartbeats, completions,
+                 defaults) and hands the committee one batch per settlement
 - ``recovery``   what a settlement whose answer was lost did, as the chain tells
 - ``worker``     a region's committee and settlement in a process of its own (rpc)
 - ``trader``     one account on one market: join, sign offers and bids
@@ -17,7 +19,8 @@ Epoch ``e`` of a region leases time slot ``e``: ``[e L, (e + 1) L)``.
 
 from __future__ import annotations
 
-from .committee import EpochOutcome, Validator, settle_epoch
+from .committee import EpochOutcome, Validator, send_steps, settle_epoch
+from .lifecycle import LifecycleBook, SignedStep, StepRefused
 from .recovery import found_on_chain, reconcile, recover
 from .sequencer import FrozenBook, OrderRefused, RegionSequencer
 from .trader import Trader
@@ -26,14 +29,18 @@ from .worker import RegionWorker, WorkerConfig
 __all__ = [
     "EpochOutcome",
     "FrozenBook",
+    "LifecycleBook",
     "OrderRefused",
     "RegionSequencer",
     "RegionWorker",
+    "SignedStep",
+    "StepRefused",
     "Trader",
     "Validator",
     "WorkerConfig",
     "found_on_chain",
     "reconcile",
     "recover",
+    "send_steps",
     "settle_epoch",
 ]

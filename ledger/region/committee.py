@@ -18,14 +18,15 @@ from typing import Any
 from eth_account import Account
 
 from ..bindings import MAX_LEASES, RegionMarket
-from ..eip712 import Sig, sign_digest
+from ..chain import Receipt
+from ..eip712 import Sig, quorum_sign, sign_digest
 from ..errors import LedgerError
 from ..mechanisms import Allocation, Award, Dropped, Mechanism, mechanism_by_id
-from ..records import LeaseIn, LeaseRecord, chain_leases_hash
+from ..records import LeaseIn, LeaseRecord, Step, chain_leases_hash, chain_steps_hash
 from .rules import check_leases
 from .sequencer import FrozenBook
 
-__all__ = ["EpochOutcome", "Validator", "settle_epoch"]
+__all__ = ["EpochOutcome", "Validator", "send_steps", "settle_epoch"]
 
 
 @dataclass
@@ -50,6 +51,7 @@ class EpochOutcome:
     frozen: FrozenBook | None = field(default=None, repr=False, compare=False)
     # awards the committee's check of the contract's rules left out: (buyer, nonce, reason)
     dropped: list[Dropped] = field(default_factory=list)
+    steps: tuple[Step, ...] = ()  # the lifecycle steps the settlement carried
 
 
 class Validator:
@@ -95,7 +97,9 @@ class Validator:
         )
         records = [lease.record(frozen.epoch, frozen.region) for lease in leases]
         leases_hash = chain_leases_hash(records)
-        digest = market.settlement_digest(frozen.epoch, frozen.root, leases_hash)
+        digest = market.settlement_digest(
+            frozen.epoch, frozen.root, leases_hash, chain_steps_hash(frozen.steps)
+        )
         return leases_hash, sign_digest(self.key, digest), leases, allocation
 
 
@@ -138,10 +142,19 @@ async def settle_epoch(
     # more than MAX_LEASES winners: consecutive parts under the one signature; the epoch
     # seals with its last part, and a part that fails leaves it unsealed (void once the
     # next epoch settles: see RegionMarket's docstring)
+    steps_hash = chain_steps_hash(frozen.steps)
     for start in range(0, max(len(leases), 1), MAX_LEASES):
         part = leases[start : start + MAX_LEASES]
         try:
-            receipt = await market.settle(frozen.epoch, frozen.root, leases_hash, part, sigs)
+            receipt = await market.settle(
+                frozen.epoch,
+                frozen.root,
+                leases_hash,
+                part,
+                sigs,
+                steps=frozen.steps if start == 0 else (),
+                steps_hash=steps_hash,
+            )
         except LedgerError as exc:
             if not outcome.parts:
                 raise
@@ -153,8 +166,21 @@ async def settle_epoch(
         outcome.parts.append(receipt.tx_hash)
         outcome.gas_used += receipt.gas_used
     outcome.settled = True
+    outcome.steps = frozen.steps
     outcome.leases = [lease.record(frozen.epoch, frozen.region) for lease in leases]
     outcome.tx_hash = receipt.tx_hash
     outcome.welfare_wei = allocation.welfare_wei(frozen.book)
     outcome.clearing_price_wei = max((a.price_wei // a.units for a in allocation.awards), default=0)
     return outcome
+
+
+async def send_steps(
+    market: RegionMarket, steps: tuple[Step, ...], validators: Sequence[Validator], threshold: int
+) -> Receipt:
+    """Lifecycle steps on their own (no settlement to carry them: the run's last epoch),
+    under ``threshold`` validators' signatures over the market's next batch nonce."""
+    nonce = await market.lifecycle_nonce()
+    digest = market.lifecycle_digest(nonce, chain_steps_hash(steps))
+    return await market.apply_steps(
+        steps, quorum_sign(digest, [v.key for v in validators[:threshold]])
+    )

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..bindings import RegionMarket
+from ..bindings import MAX_STEPS, RegionMarket
 from ..config import RegionConfig
 from ..errors import ConfigError, LedgerError
 from ..mechanisms import Book, Mechanism, mechanism_by_id
@@ -28,9 +28,11 @@ from ..records import (
     LeaseIn,
     SignedBid,
     SignedOffer,
+    Step,
     channel_mask,
 )
 from .fields import order_problem, signer
+from .lifecycle import LifecycleBook
 from .rules import ChainState
 from .view import RegionView
 
@@ -62,6 +64,7 @@ class FrozenBook:
     book: Book
     state: ChainState  # what the settlement rules check the leases against (rules.py)
     extra: tuple[LeaseIn, ...] = ()  # committed cross-region parts, settled as they are
+    steps: tuple[Step, ...] = ()  # earlier leases' lifecycle steps, sent with the first part
 
 
 class RegionSequencer(RegionView):
@@ -79,6 +82,7 @@ class RegionSequencer(RegionView):
         self._spend: dict[str, int] = {}  # max prices of a buyer's bids in this epoch
         self._pending: set[tuple[str, int]] = set()  # (buyer, nonce) of this epoch's bids
         self._bundles: list[tuple[bytes, bytes]] = []  # (spectrum, compute) bid digests
+        self.steps = LifecycleBook(self)  # lifecycle steps handed in, until they land
 
     # -- epochs ----------------------------------------------------------------------------
     def window(self, epoch: int) -> tuple[int, int]:
@@ -271,6 +275,7 @@ class RegionSequencer(RegionView):
             book,
             state,
             extra,
+            self.steps.due(self.now, MAX_STEPS),
         )
 
 

@@ -18,7 +18,18 @@ from ..bindings import RegionMarket
 from ..chain import LogIndex
 from ..config import RegionConfig
 from ..merkle import LeaseTree
-from ..records import LEASE_ENDINGS, Bid, Kind, LeaseIn, LeaseRecord, Offer, channel_mask
+from ..records import (
+    LEASE_ENDINGS,
+    Bid,
+    Kind,
+    LeaseIn,
+    LeaseRecord,
+    Offer,
+    channel_mask,
+    lease_word,
+    with_heartbeat,
+    with_state,
+)
 from .rules import MAX_SLOTS, ChainState, Standing, check_leases
 
 __all__ = ["RegionView"]
@@ -74,12 +85,16 @@ class RegionView:
             if record.lease_id not in self.records:
                 free[record.buyer] = free.get(record.buyer, 0) - record.price_wei
             self._remember(record)
+        elif name == "Heartbeat":
+            lease_id = bytes(args["lease_id"])
+            if args["sender"] == self.records[lease_id].seller:
+                self.lease_words[lease_id] = with_heartbeat(
+                    self.lease_words[lease_id], int(args["at"])
+                )
         elif name in LEASE_ENDINGS:
             lease_id = bytes(args["lease_id"])
             record = self.records[lease_id]
-            self.lease_words[lease_id] = (self.lease_words[lease_id] & ~0xFF) | int(
-                LEASE_ENDINGS[name]
-            )
+            self.lease_words[lease_id] = with_state(self.lease_words[lease_id], LEASE_ENDINGS[name])
             if name == "LeaseCompleted":
                 free[record.seller] = free.get(record.seller, 0) + int(args["paid_seller_wei"])
             elif name == "LeaseRelinquished":
@@ -147,7 +162,7 @@ class RegionView:
             return
         self.records[lease_id] = record
         self.used_nonces.add((record.buyer, record.nonce))
-        self.lease_words[lease_id] = (int.from_bytes(record.record_hash(), "big") & ~0xFF) | 1
+        self.lease_words[lease_id] = lease_word(record.record_hash())
         if record.kind == Kind.SPECTRUM:
             self._occupy(record)
         else:

@@ -4,7 +4,7 @@
 
 POINT is one of (N counts calls in this process, K is an epoch):
 
-- ``join:N``: as the N-th seller starts to join its region (during set-up);
+- ``join:N``: as the N-th region's ``join`` batches are sent (during set-up);
 - ``close:N``: as the coordinator closes the leases of its N-th epoch here (mid-epoch:
   the epoch is settled, devices heartbeated, the round trained);
 - ``round:N``: after the N-th round's metrics line is written, before its
@@ -31,7 +31,7 @@ from typing import Any
 import agents.coordinator
 import agents.recorder
 import agents.resume
-import agents.roles
+import ledger.tiered
 
 calls: Counter[str] = Counter()
 
@@ -51,21 +51,21 @@ def arm(point: str) -> None:
     name, _, arg = point.partition(":")
     at = int(arg) if arg else 0
     if name == "join":
-        join = agents.roles.Agent.join
+        join = ledger.tiered.RegionRuntime.join
 
-        async def dying_join(self: Any, *args: Any, **kwargs: Any) -> None:
+        async def dying_join(self: Any, *args: Any, **kwargs: Any) -> int:
             if _nth("join", at):
                 die()
-            await join(self, *args, **kwargs)
+            return await join(self, *args, **kwargs)
 
-        agents.roles.Agent.join = dying_join  # type: ignore[method-assign]
+        ledger.tiered.RegionRuntime.join = dying_join  # type: ignore[method-assign]
     elif name == "close":
         close = agents.coordinator.Coordinator.close_leases
 
-        async def dying_close(self: Any, *args: Any, **kwargs: Any) -> Any:
+        def dying_close(self: Any, *args: Any, **kwargs: Any) -> Any:
             if _nth("close", at):
                 die()
-            return await close(self, *args, **kwargs)
+            return close(self, *args, **kwargs)
 
         agents.coordinator.Coordinator.close_leases = dying_close  # type: ignore[method-assign]
     elif name == "round":

@@ -210,7 +210,7 @@ def test_resume_refuses_what_it_cannot_continue(scenario: Path, tmp_path: Path):
 
 # each process of the run below kills itself at one of these points (the next one resumes)
 KILLS = [
-    ("join:6", 0),  # during set-up: no checkpoint yet, the resume sets up again
+    ("join:2", 0),  # during set-up: no checkpoint yet, the resume sets up again
     ("close:2", 1),  # mid-epoch 1: settled, heartbeated and trained, leases not closed
     ("round:1", 2),  # epoch 2's round: its metrics line written, its confirmation not sent
     ("pointer:3", 2),  # while the checkpoint before epoch 3 is written

@@ -12,11 +12,21 @@ from dataclasses import dataclass, field, replace
 from eth_account import Account
 
 from ledger.bindings import RegionMarket
-from ledger.chain import LedgerClient, dev_keys
+from ledger.chain import LedgerClient, Receipt, dev_keys
 from ledger.chain.backends.embedded import EmbeddedBackend
 from ledger.config import RegionConfig
 from ledger.eip712 import Sig, quorum_sign
-from ledger.records import Bid, Kind, LeaseIn, LeaseRecord, Offer, Role, chain_leases_hash
+from ledger.records import (
+    Bid,
+    Kind,
+    LeaseIn,
+    LeaseRecord,
+    Offer,
+    Role,
+    Step,
+    chain_leases_hash,
+    chain_steps_hash,
+)
 
 GENESIS = 1_900_000_000  # in the future, so block times are ours and not the wall clock's
 EPOCH = 60
@@ -39,6 +49,16 @@ class Market:
     keys: dict[str, bytes]
     views: dict[str, RegionMarket] = field(default_factory=dict)
     nonces: dict[str, int] = field(default_factory=dict)
+    config: RegionConfig | None = None
+
+    async def apply_steps(
+        self, steps: Sequence[Step], *, signers: Sequence[bytes] | None = None
+    ) -> Receipt:
+        """A ``lifecycle`` batch of ``steps`` under the committee's signatures."""
+        nonce = await self.market.lifecycle_nonce()
+        digest = self.market.lifecycle_digest(nonce, chain_steps_hash(steps))
+        sigs = quorum_sign(digest, self.committee[:2] if signers is None else signers)
+        return await self.market.apply_steps(steps, sigs)
 
     def as_(self, who: str) -> RegionMarket:
         if who not in self.views:
@@ -157,7 +177,7 @@ async def make_market(**config: object) -> Market:
     market = await RegionMarket.deploy(
         LedgerClient(backend, keys["admin"]), cfg, [address(k) for k in committee]
     )
-    m = Market(backend, market, list(committee), keys)
+    m = Market(backend, market, list(committee), keys, config=cfg)
     m.views["admin"] = market  # one client per key: the deployer's
     for seller in ("seller", "seller2"):
         await m.as_(seller).register(Role.TERRESTRIAL)

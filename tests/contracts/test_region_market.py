@@ -7,13 +7,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from eth_abi import encode
 
 from ledger.bindings import RegionMarket
 from ledger.chain import LedgerClient
 from ledger.chain.artifacts import Artifact, compile_source
 from ledger.eip712 import HALF_N, Sig, quorum_sign
 from ledger.errors import TransactionReverted
-from ledger.records import Kind, LeaseIn, LeaseState, Role, chain_leases_hash
+from ledger.records import Kind, LeaseIn, LeaseState, Role, Step, StepAction, chain_leases_hash
 
 from .harness import EPOCH, ETH, REGION, ROOT, Market, make_market, with_price
 
@@ -74,8 +75,13 @@ async def test_off_chain_digests_match_the_contract(m: Market):
     )
     assert await binding.call("bid_digest", lease.bid.as_abi()) == m.market.bid_digest(lease.bid)
     assert await binding.call(
-        "settlement_digest", 3, b"\1" * 32, b"\2" * 32
-    ) == m.market.settlement_digest(3, b"\1" * 32, b"\2" * 32)
+        "settlement_digest", 3, b"\1" * 32, b"\2" * 32, b"\4" * 32
+    ) == m.market.settlement_digest(3, b"\1" * 32, b"\2" * 32, b"\4" * 32)
+    assert await binding.call("lifecycle_digest", 5, b"\6" * 32) == m.market.lifecycle_digest(
+        5, b"\6" * 32
+    )
+    who = m.addr("stranger")
+    assert await binding.call("registration_digest", who, 3) == m.market.registration_digest(who, 3)
     members = [m.addr("seller"), m.addr("buyer")]
     assert await binding.call("rotation_digest", members, 1) == m.market.rotation_digest(
         members, 1, 0
@@ -92,13 +98,38 @@ async def test_settle_calldata_is_the_abi_encoding(m: Market):
         await spectrum_lease(m, units=2, first=3, buyer="buyer2", seller="seller2"),
         await compute_lease(m),
     ]
-    for batch in ([], leases[:1], leases):
+    records = [lease.record(1, REGION) for lease in leases]
+    steps = [
+        Step(records[0], heartbeat_at=123, action=StepAction.COMPLETE, party=records[0].buyer),
+        Step(records[2], action=StepAction.EXPIRE),
+    ]
+    for batch, some in (([], []), (leases[:1], steps[:1]), (leases, steps)):
         sigs = m.committee_sigs(4, batch)
-        h = b"\5" * 32
+        h, sh = b"\5" * 32, b"\6" * 32
         expected = m.market.binding.encode(
-            "settle", 4, b"\7" * 32, h, [x.as_abi() for x in batch], [x.as_tuple() for x in sigs]
+            "settle",
+            4,
+            b"\7" * 32,
+            h,
+            sh,
+            [x.as_abi() for x in batch],
+            [_step_abi(s) for s in some],
+            [x.as_tuple() for x in sigs],
         )
-        assert m.market.settle_calldata(4, b"\7" * 32, h, batch, sigs) == expected
+        assert m.market.settle_calldata(4, b"\7" * 32, h, batch, sigs, some, sh) == expected
+        # each Step's words are its abi encoding, as the contract hashes it
+        for s in some:
+            assert s.words() == encode([_STEP_ABI], [_step_abi(s)])
+
+
+_RECORD_ABI = (
+    "(uint256,uint256,address,address,uint256,uint256,uint256,uint256,uint256,uint256,bytes32)"
+)
+_STEP_ABI = f"({_RECORD_ABI},uint256,uint256,uint256)"
+
+
+def _step_abi(step: Step) -> tuple:
+    return (step.record.as_abi(), step.heartbeat_at, int(step.action), int(step.party, 16))
 
 
 async def test_logs_decode_as_web3_decodes_them(m: Market):
@@ -464,7 +495,9 @@ async def test_settle_refuses_words_that_are_not_addresses_or_recovery_ids(m: Ma
                 1,
                 ROOT,
                 chain_leases_hash([lease.record(1, REGION)]),
+                bytes(32),
                 [raw],
+                [],
                 [s.as_tuple() for s in sigs],
                 gas=2_000_000,
             )
