@@ -1,33 +1,60 @@
-"""``specledger bench market``: the market's speed with 100 and 1,000 agents.
+"""``specledger bench market`` and ``bench audit``: what a user waits for, with its spread.
 
-For each size a scenario is generated (4 regions, a few operators and servers,
-the rest edge devices, one coordinator) and run on the embedded backend for 3
-epochs with one training round. Figures per size:
+``bench market``: for each size (default 100, 1,000 and 10,000 agents) a scenario
+is generated (4 regions, a few operators and servers, the rest edge devices, one
+coordinator whose job has a training round in every epoch) and run on the embedded
+backend: one warm-up epoch, then MIN_REPEATS timed epochs, each holding offers, the
+coordinator's bids, winning leases, their lifecycle (heartbeats, completions,
+expiries, the round's confirmation on the root) and a training round. A timed epoch
+that settles no lease or trains no round is an error, not a figure. Per size:
 
-- ``bids_per_s``: orders (offers and bids) the sequencers admitted per second of
-  signing and admission, over the measured epochs;
-- ``epoch_s``: wall time of one epoch for all regions (submit, settle every
-  region, heartbeats, the round, completions), the mean of the measured epochs;
-- ``setup_s``: bringing up the chains and joining every agent (not in epoch_s).
+- ``agents``; ``setup_s``: bringing up the chains and joining every agent, once
+  (``{"wall_s", "cpu_s", "n": 1}``: a size's set-up is not repeated);
+- ``market_epoch_s``: an epoch's wall time without its training round (submit,
+  settle every region, lease lifecycle), ``training_round_s``: the round alone,
+  ``submit_s`` and ``settle_s``: the epoch's signing and admission of every order,
+  and every region's settlement; each a spread (median, min, max, n) over the timed
+  epochs;
+- ``epoch_s``: the whole timed epochs' ``wall_s`` beside their ``cpu_s`` (CPU
+  seconds of this process, the embedded chains and the training included);
+- ``orders_per_s``: offers and bids admitted per second of submit time, a spread;
+- ``leases_per_epoch``, ``offers_per_epoch``, ``bids_per_epoch``: counts, the mean
+  over the timed epochs (the scenario is seeded: the same every run);
+- ``leases``: every lease of the run, the warm-up's included.
 
-The first epoch is a warm-up and not measured.
+``bench audit``: a generated run with at least ``--min-leases`` leases is audited
+MIN_REPEATS times, each audit in a fresh process (no cache of an earlier audit or of
+the run: signature and address caches start cold) with an index file of its own (so
+each builds the index afresh, as a first audit does). ``audit_s`` (wall and CPU) and
+``leases_verified_per_s`` are spreads over those audits.
 """
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing as mp
+import statistics
 import tempfile
+import time
+from collections.abc import Awaitable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ledger.bench.stats import MIN_REPEATS, Timing, spread
 
 from .errors import AgentError
-from .run import EpochReport, Simulation
-from .scenario import load_scenario
+
+if TYPE_CHECKING:  # the run (and torch) load when a benchmark runs, not on import: each
+    from .run import EpochReport, Simulation  # audit's fresh process imports this module
 
 __all__ = ["bench_audit", "bench_market"]
 
+WARM_UP_EPOCHS = 1
+
 TEMPLATE = """
 seed = 5
-epochs = 3
+epochs = {epochs}
 epoch_length_s = 3600
 genesis_timestamp = 1893456000
 {regions}
@@ -39,42 +66,123 @@ edge_devices = {devices}
 coordinators = 1
 
 [job]
-rounds = 1
+rounds = {epochs}
 devices_per_round = 8
 budget_eth = 20
 """
 
 
-def _scenario(agents: int) -> str:
+def _scenario(agents: int, epochs: int) -> str:
     regions = "".join(
         f'\n[[regions]]\nid = {i}\nmechanism = "proportional_fair"\nchannels = 64\n'
         for i in range(4)
     )
-    return TEMPLATE.format(regions=regions, devices=agents - 15)
+    return TEMPLATE.format(regions=regions, devices=agents - 15, epochs=epochs)
 
 
-async def bench_market(sizes: tuple[int, ...] = (100, 1000)) -> dict[str, Any]:
-    results: dict[str, Any] = {"backend": "embedded", "sizes": []}
+class _EpochClock:
+    """Each epoch's wall and CPU seconds, and when the set-up ended (the first epoch began)."""
+
+    def __init__(self) -> None:
+        self.timing = Timing()
+        self.set_up_done: tuple[float, float] | None = None
+
+    async def measure(self, epoch: Awaitable[EpochReport]) -> EpochReport:
+        wall, cpu = time.perf_counter(), time.process_time()
+        if self.set_up_done is None:
+            self.set_up_done = wall, cpu
+        report = await epoch
+        self.timing.add(time.perf_counter() - wall, time.process_time() - cpu)
+        return report
+
+
+def _timed_simulation(
+    path: Path, out: Path, reports: list[EpochReport]
+) -> tuple[Simulation, _EpochClock]:
+    """The scenario at ``path`` as a simulation whose epochs a clock times."""
+    from .run import Simulation
+    from .scenario import load_scenario
+
+    clock = _EpochClock()
+
+    class Timed(Simulation):
+        async def run_epoch(self, epoch: int) -> EpochReport:
+            return await clock.measure(super().run_epoch(epoch))
+
+    return Timed(load_scenario(path), out, progress=reports.append), clock
+
+
+def _checked(reports: list[EpochReport], agents: int) -> list[EpochReport]:
+    """The timed epochs, each of which must have settled leases and trained a round."""
+    timed = reports[WARM_UP_EPOCHS:]
+    if len(timed) < MIN_REPEATS:
+        raise AgentError(
+            f"bench market ({agents} agents): {len(timed)} timed epochs ran, "
+            f"{MIN_REPEATS} were planned"
+        )
+    for r in timed:
+        why = "; ".join(r.notes[:3]) or "no note"
+        if r.leases == 0:
+            raise AgentError(
+                f"bench market ({agents} agents): timed epoch {r.epoch} settled no lease ({why})"
+            )
+        if r.round_loss is None or r.train_s <= 0:
+            raise AgentError(
+                f"bench market ({agents} agents): timed epoch {r.epoch} ran no training "
+                f"round ({why})"
+            )
+    return timed
+
+
+def _mean(values: list[int]) -> float:
+    return round(statistics.mean(values), 1)
+
+
+async def _market_size(agents: int, tmp: Path) -> dict[str, Any]:
+    epochs = WARM_UP_EPOCHS + MIN_REPEATS
+    path = tmp / f"market-{agents}.toml"
+    path.write_text(_scenario(agents, epochs))
+    reports: list[EpochReport] = []
+    simulation, clock = _timed_simulation(path, tmp / "run", reports)
+    began = time.perf_counter(), time.process_time()
+    summary = await simulation.run()
+    if summary["interrupted"]:
+        raise AgentError(f"bench market ({agents} agents): the run stopped: {summary['stopped']}")
+    timed = _checked(reports, agents)
+    assert clock.set_up_done is not None, "a run with epochs started one"
+    epoch_s = Timing()
+    for wall, cpu in list(zip(clock.timing.wall, clock.timing.cpu, strict=True))[WARM_UP_EPOCHS:]:
+        epoch_s.add(wall, cpu)
+    return {
+        "agents": summary["agents"],
+        "setup_s": {
+            "wall_s": round(clock.set_up_done[0] - began[0], 2),
+            "cpu_s": round(clock.set_up_done[1] - began[1], 2),
+            "n": 1,
+        },
+        "market_epoch_s": spread([r.wall_s - r.train_s for r in timed]),
+        "training_round_s": spread([r.train_s for r in timed]),
+        "submit_s": spread([r.submit_s for r in timed]),
+        "settle_s": spread([r.settle_s for r in timed]),
+        "epoch_s": epoch_s.seconds(),
+        "orders_per_s": spread([(r.offers + r.bids) / r.submit_s for r in timed], 1),
+        "leases_per_epoch": _mean([r.leases for r in timed]),
+        "offers_per_epoch": _mean([r.offers for r in timed]),
+        "bids_per_epoch": _mean([r.bids for r in timed]),
+        "leases": summary["leases"],
+    }
+
+
+async def bench_market(sizes: tuple[int, ...] = (100, 1000, 10000)) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "backend": "embedded",
+        "warm_up_epochs": WARM_UP_EPOCHS,
+        "timed_epochs": MIN_REPEATS,
+        "sizes": [],
+    }
     for agents in sizes:
         with tempfile.TemporaryDirectory(prefix="bench-market-") as tmp:
-            path = Path(tmp) / f"market-{agents}.toml"
-            path.write_text(_scenario(agents))
-            reports: list[EpochReport] = []
-            sim = Simulation(load_scenario(path), Path(tmp) / "run", progress=reports.append)
-            summary = await sim.run()
-            measured = reports[1:]
-            orders = sum(r.orders for r in measured)
-            submit_s = sum(r.submit_s for r in measured)
-            results["sizes"].append(
-                {
-                    "agents": summary["agents"],
-                    "bids_per_s": round(orders / submit_s, 1),
-                    "epoch_s": round(sum(r.wall_s for r in measured) / len(measured), 3),
-                    "orders_per_epoch": orders // len(measured),
-                    "leases": summary["leases"],
-                    "setup_s": round(summary["wall_s"] - sum(r.wall_s for r in reports), 2),
-                }
-            )
+            results["sizes"].append(await _market_size(agents, Path(tmp)))
     return results
 
 
@@ -110,31 +218,64 @@ device_dropout = 0.05
 """
 
 
-async def bench_audit(min_leases: int = 1000) -> dict[str, Any]:
-    """Generate a run with at least ``min_leases`` leases, then time a full audit of it."""
-    import time
-
+def _one_audit(run_dir: str, index: str, keccak: str) -> dict[str, Any]:
+    """One full audit of ``run_dir`` with a fresh index ``index``, in a process of its own."""
     from ledger.audit import run_audit
+    from ledger.chain import use_fast_keccak
+
+    if keccak == "PySha3Backend":  # a spawned process starts afresh: as the caller
+        use_fast_keccak()
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = asyncio.run(run_audit(Path(run_dir), index=Path(index)))
+    return {
+        "wall_s": time.perf_counter() - wall,
+        "cpu_s": time.process_time() - cpu,
+        "leases": len(result.leases),
+        "leases_verified": result.leases_verified,
+        "ok": result.ok,
+    }
+
+
+async def bench_audit(min_leases: int = 1000) -> dict[str, Any]:
+    """Generate a run with at least ``min_leases`` leases, then time MIN_REPEATS full
+    audits of it, each in a fresh process with a fresh index."""
+    from ledger.chain import keccak_backend
+
+    from .run import Simulation
+    from .scenario import load_scenario
 
     with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
         epochs = max(2, -(-min_leases // 30))  # about 36 leases per epoch were measured
         path = Path(tmp) / "audit.toml"
         path.write_text(AUDIT_TEMPLATE.format(epochs=epochs))
-        summary = await Simulation(load_scenario(path), Path(tmp) / "run").run()
+        run_dir = Path(tmp) / "run"
+        summary = await Simulation(load_scenario(path), run_dir).run()
         if summary["leases"] < min_leases:
             raise AgentError(
                 f"the generated run has {summary['leases']} leases, fewer than "
                 f"the {min_leases} asked for"
             )
-        started = time.perf_counter()
-        result = await run_audit(Path(tmp) / "run")
-        elapsed = time.perf_counter() - started
+        loop = asyncio.get_running_loop()
+        timing, audits = Timing(), []
+        for k in range(MIN_REPEATS):
+            index = Path(tmp) / f"audit-{k}.sqlite"
+            with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+                audit = await loop.run_in_executor(
+                    pool, _one_audit, str(run_dir), str(index), keccak_backend()
+                )
+            timing.add(audit["wall_s"], audit["cpu_s"])
+            audits.append(audit)
+    found = {(a["leases"], a["leases_verified"], a["ok"]) for a in audits}
+    if len(found) != 1:
+        raise AgentError(f"bench audit: the audits of one run disagree: {sorted(found)}")
+    leases, verified, ok = found.pop()
     return {
-        "leases": len(result.leases),
-        "leases_verified": result.leases_verified,
-        "audit_s": round(elapsed, 2),
-        "ok": result.ok,
-        "leases_verified_per_s": round(result.leases_verified / elapsed, 1),
+        "leases": leases,
+        "leases_verified": verified,
+        "ok": ok,
+        "audits": len(audits),
+        "audit_s": timing.seconds(2),
+        "leases_verified_per_s": timing.rate(verified),
         "run_wall_s": summary["wall_s"],
         "epochs": epochs,
     }

@@ -97,44 +97,6 @@ def test_testnet_down_without_manifest(tmp_path: Path):
     assert "no testnet manifest" in out.stderr
 
 
-@pytest.mark.parametrize("backend", ["embedded", pytest.param("rpc", marks=pytest.mark.anvil)])
-def test_bench_ledger_prints_one_json_object(backend: str):
-    scaling = "--scaling" if backend == "rpc" else "--no-scaling"
-    out = run(
-        "bench",
-        "ledger",
-        "--backend",
-        backend,
-        "--n",
-        "5",
-        "--settle-buyers",
-        "8",
-        scaling,
-        "--json",
-    )
-    assert out.returncode == 0, out.stderr
-    data = json.loads(out.stdout)
-    assert data["backend"] == backend
-    for key in (
-        "naive_tx_per_s",
-        "call_per_s",
-        "sign_per_s",
-        "settle_leases_per_s",
-        "settle_vs_naive",
-        "gas_per_lease",
-        "floor_leases_per_s",
-        "floor_vs_naive",
-    ):
-        assert data[key] > 0
-    assert set(data["settle_time_per_lease"]) == {"sign_ms", "admit_ms", "attest_and_settle_ms"}
-    if backend == "rpc":
-        assert set(data["regions_scaling"]) == {"1", "2", "4"}
-        assert all(v > 0 for v in data["regions_scaling"].values())
-    assert data["signing_backend"] == "CoinCurveECCBackend"
-    assert data["keccak_backend"] == "PySha3Backend"
-    assert data["cpu_count"] >= 1
-
-
 def test_demo_writes_a_reopenable_run(tmp_path: Path):
     out = run("demo", "--out", str(tmp_path / "run"))
     assert out.returncode == 0, out.stderr
@@ -147,7 +109,9 @@ def test_demo_writes_a_reopenable_run(tmp_path: Path):
 
 @pytest.mark.slow
 def test_bench_training_meets_its_targets():
-    out = run("bench", "training", "--repeats", "3", "--json")
+    # three timed rounds of a 10.7M-parameter model: minutes when the machine is busy
+    command = [sys.executable, "-m", "agents.cli", "bench", "training", "--repeats", "3", "--json"]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["equivalence_max_abs_diff"] <= 1e-5
@@ -155,37 +119,33 @@ def test_bench_training_meets_its_targets():
     assert data["uplink_bytes_per_round"] > 0 and data["fedavg_full_bytes_per_round"] > 0
     assert data["config"]["encoder"]["hidden"] == 384
     assert "split_step_ratio" in data  # a speed figure: reported, never asserted in tests
-
-
-@pytest.mark.slow
-def test_bench_market_prints_its_figures():
-    out = run("bench", "market", "--agents", "40", "--json")
-    assert out.returncode == 0, out.stderr
-    (size,) = json.loads(out.stdout)["sizes"]
-    assert size["agents"] == 40 and size["bids_per_s"] > 0 and size["epoch_s"] > 0
-
-
-@pytest.mark.slow
-def test_bench_audit_prints_its_figures():
-    out = run("bench", "audit", "--min-leases", "60", "--json")
-    assert out.returncode == 0, out.stderr
-    data = json.loads(out.stdout)
-    assert data["ok"] and data["leases"] >= 60 and data["leases_verified_per_s"] > 0
+    for key in ("split_step_s", "monolithic_step_s", "round_s"):  # spreads, wall and CPU
+        for clock in ("wall_s", "cpu_s"):
+            figure = data[key][clock]
+            assert figure["n"] >= 3 and figure["min"] <= figure["median"] <= figure["max"], key
+    assert data["split_step_ratio"]["n"] >= 3 and data["threads"] >= 1
 
 
 @pytest.mark.slow
 @pytest.mark.multiproc
 def test_bench_parallel_prints_every_mode():
-    out = run("bench", "parallel", "--steps", "2", "--json")
+    # ten worker processes, each importing torch: minutes when the machine is busy
+    command = [sys.executable, "-m", "agents.cli", "bench", "parallel", "--steps", "2", "--json"]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert set(data["modes"]) == {"data", "sequence", "tensor", "pipeline"}
     for mode, row in data["modes"].items():
-        assert row["measured_step_s"] > 0, mode  # every mode runs on this machine
+        for clock in ("wall_s", "cpu_s"):  # every mode runs on this machine; >= 3 steps
+            figure = row["measured_step_s"][clock]
+            assert figure["n"] >= 3 and 0 < figure["min"] <= figure["max"], (mode, clock)
         assert row["estimated_step_s"] > 0 and row["energy_j_per_step"] > 0
         assert row["measured_bytes_per_step"] == pytest.approx(row["bytes_per_step"], rel=0.1)
     assert data["chosen"]["objective"] == "energy"
     assert data["chosen"]["mode"] in data["modes"]
+    assert data["profile"]["step_s"]["wall_s"]["n"] >= 3
+    for name in ("round_trip_4b_s", "round_trip_4mib_s", "all_reduce_4mib_s"):
+        assert data["profile"]["link_s"][name]["wall_s"]["n"] >= 3, name
 
 
 def test_plan_prints_the_choice_and_the_lease():

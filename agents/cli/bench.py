@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import click
 from rich.table import Table
@@ -29,22 +30,65 @@ def bench() -> None:
     show_default=True,
     help="Leases per settled epoch in the protocol figures.",
 )
-@click.option(
-    "--scaling/--no-scaling",
-    default=True,
-    show_default=True,
-    help="Also measure regions_scaling (1, 2, 4 regions on anvil, one process each).",
-)
 @click.option("--json", "as_json", is_flag=True)
 @_clear_errors
 def bench_ledger_cmd(
-    backend: str, url: str | None, n: int, settle_buyers: int, scaling: bool, as_json: bool
+    backend: str, url: str | None, n: int, settle_buyers: int, as_json: bool
 ) -> None:
-    """Transactions, calls, signatures, settlement gas and the epoch protocol's speed."""
+    """Transactions, calls, signatures, settlement gas and the epoch protocol's speed,
+    each timed figure the median of 3 repeats with min, max and CPU seconds."""
     from ledger.bench import bench_ledger
 
-    result = asyncio.run(bench_ledger(backend, n, url, settle_buyers, scaling))
+    result = asyncio.run(bench_ledger(backend, n, url, settle_buyers))
     _show(result, f"bench ledger ({backend})", as_json)
+
+
+@bench.command("regions")
+@click.option(
+    "--regions",
+    "counts",
+    type=click.IntRange(1, 16),
+    multiple=True,
+    default=(1, 2, 4),
+    show_default=True,
+    help="Region counts to measure (repeatable).",
+)
+@click.option(
+    "--buyers",
+    type=click.IntRange(1, 128),
+    default=100,
+    show_default=True,
+    help="Leases per region per epoch.",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Epochs of every region in one timed repeat (3 repeats).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@_clear_errors
+def bench_regions_cmd(counts: tuple[int, ...], buyers: int, epochs: int, as_json: bool) -> None:
+    """Settled leases per second of the live runtime (rpc: anvils of its own, each region
+    settling in a process of its own) with 1, 2 and 4 regions side by side."""
+    from ledger.bench import bench_regions
+
+    result = bench_regions(tuple(counts), buyers, epochs)
+    if as_json:
+        _print_json(result)
+        return
+    table = Table("regions", "leases_per_s", "min", "max", "per_cpu_s", title="bench regions")
+    for n, row in result["regions"].items():
+        rate = row["leases_per_s"]
+        table.add_row(
+            n,
+            str(rate["median"]),
+            str(rate["min"]),
+            str(rate["max"]),
+            str(rate["per_cpu_s"]["median"]),
+        )
+    _out.print(table)
 
 
 @bench.command("training")
@@ -78,26 +122,44 @@ def bench_parallel_cmd(world: int, steps: int, objective: str, as_json: bool) ->
     "sizes",
     type=click.IntRange(min=20),
     multiple=True,
-    default=(100, 1000),
+    default=(100, 1000, 10000),
     show_default=True,
     help="Run sizes (repeatable).",
 )
 @click.option("--json", "as_json", is_flag=True)
 @_clear_errors
 def bench_market_cmd(sizes: tuple[int, ...], as_json: bool) -> None:
-    """Orders admitted per second and epoch wall time for 100 and 1,000 agents."""
+    """Epochs of the whole market (offers, bids, leases, lifecycle, a training round)
+    with 100, 1,000 and 10,000 agents: medians of 3 timed epochs, min and max."""
     from agents.bench import bench_market
 
     result = asyncio.run(bench_market(tuple(sizes)))
     if as_json:
         _print_json(result)
-    else:
-        table = Table("agents", "bids_per_s", "epoch_s", "setup_s", title="bench market")
-        for row in result["sizes"]:
-            table.add_row(
-                str(row["agents"]), str(row["bids_per_s"]), str(row["epoch_s"]), str(row["setup_s"])
-            )
-        _out.print(table)
+        return
+    table = Table(
+        "agents",
+        "market_epoch_s",
+        "training_round_s",
+        "orders_per_s",
+        "leases_per_epoch",
+        "setup_s",
+        title="bench market (median [min, max])",
+    )
+    for row in result["sizes"]:
+        table.add_row(
+            str(row["agents"]),
+            _median_range(row["market_epoch_s"]),
+            _median_range(row["training_round_s"]),
+            _median_range(row["orders_per_s"]),
+            str(row["leases_per_epoch"]),
+            str(row["setup_s"]["wall_s"]),
+        )
+    _out.print(table)
+
+
+def _median_range(figure: dict[str, Any]) -> str:
+    return f"{figure['median']} [{figure['min']}, {figure['max']}]"
 
 
 @bench.command("audit")
@@ -105,7 +167,8 @@ def bench_market_cmd(sizes: tuple[int, ...], as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @_clear_errors
 def bench_audit_cmd(min_leases: int, as_json: bool) -> None:
-    """leases_verified_per_s over a generated run with at least --min-leases leases."""
+    """leases_verified_per_s over a generated run with at least --min-leases leases: the
+    median of 3 audits (each in a fresh process, with a fresh index), min, max, CPU."""
     from agents.bench import bench_audit
 
     result = asyncio.run(bench_audit(min_leases))

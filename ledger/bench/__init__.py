@@ -1,12 +1,15 @@
-"""``specledger bench ledger``: the chain and the epoch protocol, measured (JSON out).
+"""``specledger bench ledger`` and ``bench regions``: the chain and the epoch protocol,
+measured (JSON out), every timed figure a spread of repeats (:mod:`.stats`).
 
-- ``ledger``  plain transactions, signing, gas of a settlement, the floor contract
-- ``settle``  the whole epoch protocol for one region, and regions side by side
+- ``ledger``   plain transactions, signing, gas of a settlement, the floor contract
+- ``settle``   the whole epoch protocol for one region
+- ``regions``  the live runtime with 1, 2 and 4 regions side by side (rpc)
 """
 
 from __future__ import annotations
 
 from .ledger import bench_ledger
-from .settle import measure_protocol, regions_scaling
+from .regions import bench_regions
+from .settle import measure_protocol
 
-__all__ = ["bench_ledger", "measure_protocol", "regions_scaling"]
+__all__ = ["bench_ledger", "bench_regions", "measure_protocol"]

@@ -1,37 +1,35 @@
-"""The epoch protocol's throughput: ``settle_leases_per_s`` and ``regions_scaling``.
+"""The epoch protocol's throughput for one region: ``settle_leases_per_s``.
 
 One measured epoch of a region is the whole protocol: every buyer signs its
 bid (EIP-712), the sequencer checks and admits it, the book is frozen and
 hashed, each of the 3 validators re-runs the mechanism and signs, and one
 settlement transaction records all leases. Setting up the participants
-(funding, registering, depositing) is not timed.
+(funding, registering, depositing) is not timed, nor is one warm-up epoch.
 
-``regions_scaling``: the live runtime, a :class:`~ledger.tiered.TieredLedger` on
-rpc (``specledger testnet``: a root and N region anvils) whose regions settle
-in processes of their own (:mod:`ledger.region.worker`). Each region runs its
-own epoch cycle (open, orders signed and admitted in this process, settle in
-the region's process), all regions side by side; the figure is all leases
-settled divided by the wall time of the timed epochs.
+Each timed epoch is one repeat: ``settle_leases_per_s`` is the spread (median,
+min, max; and per CPU second of this process) of the epochs' leases per second,
+and ``settle_time_per_lease`` the spread of each phase's milliseconds per lease.
+The many-region runtime is measured by :mod:`ledger.bench.regions`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from ..bindings import RegionMarket
-from ..chain import ChainBackend, LedgerClient, RpcChains, dev_keys
+from ..chain import ChainBackend, LedgerClient, dev_keys
 from ..config import RegionConfig
+from ..errors import LedgerError
 from ..records import Role
 from ..region import RegionSequencer, Trader, Validator, settle_epoch
-from ..tiered import TieredLedger, derive_key
+from ..tiered import derive_key
+from .stats import MIN_REPEATS, spread, timed_async
 
-__all__ = ["measure_protocol", "regions_scaling"]
+__all__ = ["CHANNELS", "measure_protocol"]
 
 CHANNELS = 128
+PHASES = ("sign_s", "admit_s", "attest_and_settle_s")
 
 
 async def _setup(
@@ -53,131 +51,60 @@ async def _setup(
     return sequencer, validators, traders, seller, config.threshold
 
 
-async def _epochs(
+async def _epoch(
     sequencer: RegionSequencer,
     validators: list[Validator],
     buyers: list[Trader],
     seller: Trader,
     threshold: int,
-    epochs: int,
-    first_epoch: int,
-) -> dict[str, float]:
-    phases = dict.fromkeys(("sign_s", "admit_s", "attest_and_settle_s"), 0.0)
-    leases = 0
-    for e in range(first_epoch, first_epoch + epochs):
-        await sequencer.open(e)
-        start, end = sequencer.window(e)
-        t0 = time.perf_counter()
-        offer = seller.offer(0, 0, CHANNELS, start, end, 10**9)
-        bids = [b.bid(0, 0, CHANNELS, 1, start, end, 10**14) for b in buyers]
-        t1 = time.perf_counter()
-        await sequencer.submit_offer(offer)
-        for bid in bids:
-            await sequencer.submit_bid(bid)
-        t2 = time.perf_counter()
-        outcome = await settle_epoch(sequencer.market, sequencer.close(), validators, threshold)
-        t3 = time.perf_counter()
-        assert outcome.settled, outcome.reason
-        sequencer.apply(outcome.leases)
-        leases += len(outcome.leases)
-        phases["sign_s"] += t1 - t0
-        phases["admit_s"] += t2 - t1
-        phases["attest_and_settle_s"] += t3 - t2
-    return {"leases": leases, **phases}
+    epoch: int,
+) -> tuple[int, dict[str, float]]:
+    """One epoch of the protocol; its leases and the seconds of each phase."""
+    await sequencer.open(epoch)
+    start, end = sequencer.window(epoch)
+    t0 = time.perf_counter()
+    offer = seller.offer(0, 0, CHANNELS, start, end, 10**9)
+    bids = [b.bid(0, 0, CHANNELS, 1, start, end, 10**14) for b in buyers]
+    t1 = time.perf_counter()
+    await sequencer.submit_offer(offer)
+    for bid in bids:
+        await sequencer.submit_bid(bid)
+    t2 = time.perf_counter()
+    outcome = await settle_epoch(sequencer.market, sequencer.close(), validators, threshold)
+    t3 = time.perf_counter()
+    if not outcome.settled:
+        raise LedgerError(f"bench: epoch {epoch} did not settle: {outcome.reason}")
+    sequencer.apply(outcome.leases)
+    return len(outcome.leases), dict(zip(PHASES, (t1 - t0, t2 - t1, t3 - t2), strict=True))
 
 
 async def measure_protocol(
-    backend: ChainBackend, buyers: int = 100, epochs: int = 3
+    backend: ChainBackend, buyers: int = 100, epochs: int = MIN_REPEATS
 ) -> dict[str, Any]:
-    """Leases per second through the whole epoch protocol for one region."""
+    """Leases per second through the whole epoch protocol for one region, each of
+    ``epochs`` (at least MIN_REPEATS) timed epochs a repeat."""
     sequencer, validators, traders, seller, threshold = await _setup(backend, buyers)
     head = int((await backend.web3.eth.get_block("latest"))["timestamp"])
     first = head // 60 + 10
-    await _epochs(sequencer, validators, traders[:5], seller, threshold, 1, first)  # warm-up
+    await _epoch(sequencer, validators, traders[:5], seller, threshold, first)  # warm-up
     # the warm-up used one nonce per buyer for 5 buyers; later bids carry fresh nonces
-    started = time.perf_counter()
-    result = await _epochs(sequencer, validators, traders, seller, threshold, epochs, first + 1)
-    elapsed = time.perf_counter() - started
+    upcoming = iter(range(first + 1, first + 1 + max(epochs, MIN_REPEATS)))
+
+    async def one() -> tuple[int, dict[str, float]]:
+        return await _epoch(sequencer, validators, traders, seller, threshold, next(upcoming))
+
+    timing, results = await timed_async(one, epochs)
+    for leases, _ in results:
+        if leases != buyers:  # every bid fits: a shortfall means the figure counts less
+            raise LedgerError(f"bench: a timed epoch settled {leases} of {buyers} bids")
     per_lease_ms = {
-        k[:-2] + "_ms": round(1000 * v / result["leases"], 3)
-        for k, v in result.items()
-        if k.endswith("_s")
+        k[:-2] + "_ms": spread([1000 * phases[k] / leases for leases, phases in results])
+        for k in PHASES
     }
     return {
-        "settle_leases_per_s": round(result["leases"] / elapsed, 1),
-        "settle_epochs": epochs,
+        "settle_leases_per_s": timing.rate(buyers),
+        "settle_epoch_s": timing.seconds(),
+        "settle_epochs": len(results),
         "settle_leases_per_epoch": buyers,
         "settle_time_per_lease": per_lease_ms,
     }
-
-
-async def _runtime_scaling(n: int, buyers: int, epochs: int, directory: Path) -> float:
-    from ..chain.testnet import stop_node, testnet_up
-
-    nodes = testnet_up(n, directory / "testnet")
-    try:
-        configs = [
-            RegionConfig(r, f"r{r}", "second_price", num_channels=CHANNELS) for r in range(1, n + 1)
-        ]
-        ledger = await TieredLedger.create(
-            directory / "run",
-            configs,
-            chains=RpcChains(directory / "testnet" / "testnet.json"),
-            region_processes=True,
-        )
-        try:
-            parties = {}
-            for r, rt in ledger.regions.items():
-                seller = Trader(derive_key(r, "bench-seller"), rt.market, rt.client)
-                await seller.join(Role.TERRESTRIAL, bond_wei=10**18)
-                traders = []
-                for i in range(buyers):
-                    t = Trader(derive_key(r, f"bench-buyer-{i}"), rt.market, rt.client)
-                    await t.join(Role.COORDINATOR, deposit_wei=10**17)
-                    traders.append(t)
-                parties[r] = (seller, traders)
-                await rt.sequencer.sync()  # index the set-up blocks now, not in an epoch
-            head = int((await ledger.root_backend.web3.eth.get_block("latest"))["timestamp"])
-            first = head // 60 + 10
-
-            async def region(r: int, epochs: range, count: int) -> int:
-                """One region's own epoch cycle; regions run theirs side by side, so this
-                process admits one region's orders while another region's process settles."""
-                rt, (seller, traders) = ledger.regions[r], parties[r]
-                leases = 0
-                for e in epochs:
-                    seq = rt.sequencer
-                    await seq.open(e)
-                    start, end = seq.window(e)
-                    await seq.submit_offer(seller.offer(0, 0, CHANNELS, start, end, 10**9))
-                    for t in traders[:count]:
-                        await seq.submit_bid(t.bid(0, 0, CHANNELS, 1, start, end, 10**14))
-                    outcome = await ledger.settle_region(r, timeout_s=300)
-                    assert outcome.settled, outcome.reason
-                    leases += len(outcome.leases)
-                return leases
-
-            async def all_regions(epochs: range, count: int) -> int:
-                return sum(await asyncio.gather(*(region(r, epochs, count) for r in parties)))
-
-            await all_regions(range(first, first + 1), 5)  # warm-up: starts the processes
-            started = time.perf_counter()
-            leases = await all_regions(range(first + 1, first + 1 + epochs), buyers)
-            return leases / (time.perf_counter() - started)
-        finally:
-            await ledger.close()
-    finally:
-        for node in nodes:
-            stop_node(node)
-
-
-def regions_scaling(
-    counts: tuple[int, ...] = (1, 2, 4), buyers: int = 100, epochs: int = 6
-) -> dict[str, float]:
-    """Aggregate settled leases per second of the live runtime (TieredLedger on rpc, each
-    region settling in its own process) with 1, 2, 4 regions."""
-    out = {}
-    for n in counts:
-        with tempfile.TemporaryDirectory(prefix="bench-regions-") as tmp:
-            out[str(n)] = round(asyncio.run(_runtime_scaling(n, buyers, epochs, Path(tmp))), 1)
-    return out
