@@ -167,13 +167,9 @@ class LedgerClient:
         return self._chain_id
 
     async def gas_price(self) -> int:
-        """Twice the head's base fee plus a 1 gwei tip. Not twice ``eth_gasPrice``: anvil
-        suggests a price from recent tips, so each new client doubled it (1 to 4,096 gwei)."""
+        """The backend's price (:meth:`ChainBackend.gas_price`), asked once."""
         if self._gas_price_wei is None:
-            head = await self._with_retries(
-                "eth_getBlockByNumber", lambda: self.web3.eth.get_block("latest")
-            )
-            self._gas_price_wei = 2 * int(head.get("baseFeePerGas", 10**9)) + 10**9
+            self._gas_price_wei = await self._with_retries("gas price", self.backend.gas_price)
         return self._gas_price_wei
 
     async def balance(self, address: str | None = None) -> int:

@@ -65,6 +65,14 @@ class ChainBackend(ABC):
     async def chain_id(self) -> int:
         return int(await self.web3.eth.chain_id)
 
+    async def gas_price(self) -> int:
+        """What a new client pays per gas: twice the head's base fee (room for it to rise
+        between blocks) plus a 1 gwei tip. Not twice ``eth_gasPrice``: anvil suggests a
+        price from recent tips, so each new client doubled it (13 clients took it from
+        1 to 4,096 gwei, measured)."""
+        head = await self.web3.eth.get_block("latest")
+        return 2 * int(head.get("baseFeePerGas", 10**9)) + 10**9
+
     @abstractmethod
     async def close(self) -> None:
         """Release the connection (and, for embedded, flush to disk)."""

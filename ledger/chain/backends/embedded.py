@@ -285,6 +285,12 @@ class EmbeddedBackend(ChainBackend):
 
     # eth-tester's normalizers and web3's result formatters took 0.7 ms per log of a
     # settlement receipt; these read py-evm's receipts directly
+    async def gas_price(self) -> int:
+        """Twice eth-tester's own price, which never moves: the same on every run, so a
+        resumed run sends byte for byte the transactions of the uninterrupted one (a price
+        from the head's base fee would differ after a resume)."""
+        return 2 * int(await self.web3.eth.gas_price)
+
     async def receipt(self, tx_hash: str) -> dict[str, Any] | None:
         backend = cast(_PersistingPyEVM, self.tester.backend)
         try:
