@@ -8,19 +8,20 @@ coordinator's bids, winning leases, their lifecycle (heartbeats, completions,
 expiries, the round's confirmation on the root) and a training round. A timed epoch
 that settles no lease or trains no round is an error, not a figure. Per size:
 
-- ``agents``; ``setup_s``: bringing up the chains and joining every agent, once
-  (``{"wall_s", "cpu_s", "n": 1}``: a size's set-up is not repeated);
+- ``agents``, ``runs``: each size runs MIN_REPEATS times from scratch; ``setup_s``:
+  bringing up the chains and joining every agent, a spread over the runs;
 - ``market_epoch_s``: an epoch's wall time without its training round (submit,
   settle every region, lease lifecycle), ``training_round_s``: the round alone,
   ``submit_s`` and ``settle_s``: the epoch's signing and admission of every order,
   and every region's settlement; each a spread (median, min, max, n) over the timed
-  epochs;
+  epochs of every run;
 - ``epoch_s``: the whole timed epochs' ``wall_s`` beside their ``cpu_s`` (CPU
   seconds of this process, the embedded chains and the training included);
 - ``orders_per_s``: offers and bids admitted per second of submit time, a spread;
 - ``leases_per_epoch``, ``offers_per_epoch``, ``bids_per_epoch``: counts, the mean
   over the timed epochs (the scenario is seeded: the same every run);
-- ``leases``: every lease of the run, the warm-up's included.
+- ``leases``, ``chain_transactions``, ``peak_rss_mib``: the last run's summary (every
+  lease, the warm-up's included; its transactions by kind; this process's peak memory).
 
 ``bench audit``: a generated run with at least ``--min-leases`` leases is audited
 MIN_REPEATS times, each audit in a fresh process (no cache of an earlier audit or of
@@ -138,8 +139,11 @@ def _mean(values: list[int]) -> float:
     return round(statistics.mean(values), 1)
 
 
-async def _market_size(agents: int, tmp: Path) -> dict[str, Any]:
+async def _market_run(agents: int, tmp: Path) -> tuple[Any, list[EpochReport], Timing, Any]:
+    """One run of the size's scenario: (its set-up's (wall, cpu), its timed epochs' reports,
+    their timing, its summary)."""
     epochs = WARM_UP_EPOCHS + MIN_REPEATS
+    tmp.mkdir(parents=True)
     path = tmp / f"market-{agents}.toml"
     path.write_text(_scenario(agents, epochs))
     reports: list[EpochReport] = []
@@ -153,13 +157,24 @@ async def _market_size(agents: int, tmp: Path) -> dict[str, Any]:
     epoch_s = Timing()
     for wall, cpu in list(zip(clock.timing.wall, clock.timing.cpu, strict=True))[WARM_UP_EPOCHS:]:
         epoch_s.add(wall, cpu)
+    set_up = (clock.set_up_done[0] - began[0], clock.set_up_done[1] - began[1])
+    return set_up, timed, epoch_s, summary
+
+
+async def _market_size(agents: int, tmp: Path, runs: int) -> dict[str, Any]:
+    """``runs`` runs of the size (set-up spread over the runs; every epoch figure over
+    all their timed epochs)."""
+    set_up, timed, epoch_s = Timing(), [], Timing()
+    for r in range(max(runs, MIN_REPEATS)):
+        (wall, cpu), reports, epochs, summary = await _market_run(agents, tmp / f"run-{r}")
+        set_up.add(wall, cpu)
+        timed.extend(reports)
+        for w, c in zip(epochs.wall, epochs.cpu, strict=True):
+            epoch_s.add(w, c)
     return {
         "agents": summary["agents"],
-        "setup_s": {
-            "wall_s": round(clock.set_up_done[0] - began[0], 2),
-            "cpu_s": round(clock.set_up_done[1] - began[1], 2),
-            "n": 1,
-        },
+        "runs": len(set_up.wall),
+        "setup_s": set_up.seconds(2),
         "market_epoch_s": spread([r.wall_s - r.train_s for r in timed]),
         "training_round_s": spread([r.train_s for r in timed]),
         "submit_s": spread([r.submit_s for r in timed]),
@@ -170,19 +185,23 @@ async def _market_size(agents: int, tmp: Path) -> dict[str, Any]:
         "offers_per_epoch": _mean([r.offers for r in timed]),
         "bids_per_epoch": _mean([r.bids for r in timed]),
         "leases": summary["leases"],
+        "chain_transactions": summary["chain_transactions"],
+        "peak_rss_mib": summary["peak_rss_mib"],
     }
 
 
-async def bench_market(sizes: tuple[int, ...] = (100, 1000, 10000)) -> dict[str, Any]:
+async def bench_market(
+    sizes: tuple[int, ...] = (100, 1000, 10000), runs: int = MIN_REPEATS
+) -> dict[str, Any]:
     results: dict[str, Any] = {
         "backend": "embedded",
         "warm_up_epochs": WARM_UP_EPOCHS,
-        "timed_epochs": MIN_REPEATS,
+        "timed_epochs_per_run": MIN_REPEATS,
         "sizes": [],
     }
     for agents in sizes:
         with tempfile.TemporaryDirectory(prefix="bench-market-") as tmp:
-            results["sizes"].append(await _market_size(agents, Path(tmp)))
+            results["sizes"].append(await _market_size(agents, Path(tmp), runs))
     return results
 
 

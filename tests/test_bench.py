@@ -137,18 +137,22 @@ def test_bench_market_prints_its_figures():
     out = run("bench", "market", "--agents", "40", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert data["warm_up_epochs"] == 1 and data["timed_epochs"] >= 3
+    assert data["warm_up_epochs"] == 1 and data["timed_epochs_per_run"] >= 3
     (size,) = data["sizes"]
-    assert size["agents"] == 40
+    assert size["agents"] == 40 and size["runs"] >= 3
+    timed = size["runs"] * data["timed_epochs_per_run"]
     for key in ("market_epoch_s", "training_round_s", "submit_s", "settle_s", "orders_per_s"):
         _check_spread(size[key])  # training_round_s > 0: every timed epoch trained
-        assert size[key]["n"] == data["timed_epochs"]
+        assert size[key]["n"] == timed
     _check_seconds(size["epoch_s"])
     assert size["epoch_s"]["cpu_s"]["median"] > 0
-    assert size["setup_s"]["n"] == 1 and size["setup_s"]["wall_s"] > 0
+    _check_seconds(size["setup_s"])  # a spread over the runs
+    assert size["setup_s"]["wall_s"]["n"] == size["runs"]
     assert size["leases_per_epoch"] > 0
     assert size["offers_per_epoch"] > 0 and size["bids_per_epoch"] > 0
-    assert size["leases"] >= size["leases_per_epoch"] * data["timed_epochs"]
+    assert size["leases"] >= size["leases_per_epoch"] * data["timed_epochs_per_run"]
+    tx = size["chain_transactions"]
+    assert tx["join"] <= 4 and tx["settle"] > 0  # one join batch per region
 
 
 def test_bench_market_refuses_a_timed_epoch_without_leases_or_round():
