@@ -204,3 +204,18 @@ async def test_lifecycle_gas_per_lease_meets_its_target():
     parts = gas["gas_per_lease_mixed"] + gas["steps_gas_per_lease"]
     assert abs(gas["lifecycle_gas_per_lease"] - parts) <= 1  # each rounded on its own
     assert gas["join_gas_per_agent"] < 80_000
+
+
+async def test_a_relinquishment_in_a_batch_refunds_the_unused_share():
+    m = await make_market()
+    record = await _settled(m, slots=4)  # four slots of EPOCH seconds
+    await m.travel(record.start + (record.end - record.start) // 4)
+    buyer_free = await m.market.binding.call("free", record.buyer)
+    receipt = await m.apply_steps([Step(record, action=C.RELINQUISH, party=record.buyer)])
+    args = receipt.event("LeaseRelinquished").args
+    now = int((await m.backend.web3.eth.get_block("latest"))["timestamp"])
+    used = record.price_wei * (now - record.start) // (record.end - record.start)
+    assert (args["refund_buyer_wei"], args["paid_seller_wei"]) == (record.price_wei - used, used)
+    assert await m.market.binding.call("free", record.buyer) == buyer_free + record.price_wei - used
+    assert await _state(m, record) == LeaseState.RELINQUISHED
+    assert await m.market.escrow_conserved()
