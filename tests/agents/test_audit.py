@@ -94,6 +94,23 @@ def test_rows_are_the_index_tables_columns():
 
 
 @pytest.mark.slow
+def test_a_run_whose_last_steps_go_in_a_lifecycle_batch_audits_clean(tmp_path: Path):
+    """With a round in every epoch, the last epoch's completions ride on no settlement:
+    they go in a ``lifecycle`` batch at the end, whose quorum the audit checks."""
+    assert "rounds = 4" in SMALL
+    (tmp_path / "small.toml").write_text(SMALL.replace("rounds = 4", "rounds = 5"))
+    summary = asyncio.run(
+        Simulation(load_scenario(tmp_path / "small.toml"), tmp_path / "run").run()
+    )
+    assert summary["chain_transactions"]["lifecycle"] >= 1
+    assert set(summary["lease_states"]) <= {"completed", "defaulted"}  # none left active
+    out = cli(str(tmp_path / "run"), "--json")
+    verdict = json.loads(out.stdout)
+    assert out.returncode == 0 and verdict["ok"] and verdict["violations"] == [], out.stdout
+    assert verdict["leases_verified"] == summary["leases"]
+
+
+@pytest.mark.slow
 def test_clean_run_passes_and_is_rebuilt_from_the_chains(run: Path):
     out = cli(str(run), "--json")
     assert out.returncode == 0, out.stdout + out.stderr
