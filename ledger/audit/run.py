@@ -15,6 +15,7 @@ from typing import Any
 from ..chain import ChainBackend, EmbeddedChains, RpcChains, root_first
 from ..errors import ChainDataError, ConfigError
 from .checks import check_checkpoints, check_cross_region, check_rounds
+from .code import check_code
 from .history import LeaseHistory
 from .index import keep_index
 from .integrity import embedded_integrity
@@ -64,6 +65,7 @@ class Audit:
             result.lease_events.extend(replay.escrow.lease_events)
             result.leases_verified += replay.verified
         shards = {r: g.read for r, g in regions.items()}
+        await check_code(self.root, root, root_binding.address, list(regions.values()), found)
         result.checkpoints = check_checkpoints(root, shards, histories, found)
         check_cross_region(root, result.leases, found)
         result.rounds = check_rounds(root, rounds_file, found)

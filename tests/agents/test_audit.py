@@ -451,9 +451,36 @@ async def test_audit_of_a_live_testnet_by_manifest(tmp_path: Path):
         edited = await asyncio.to_thread(cli, str(run))
         assert edited.returncode == 1, edited.stdout
         assert "[metrics] root" in edited.stdout and "round 1 of job" in edited.stdout
+        await _code_swapped_on_a_node_is_found(manifest, run)
     finally:
         for node in nodes:
             tn.stop_node(node)
+
+
+async def _code_swapped_on_a_node_is_found(manifest: Path, run: Path) -> None:
+    """A market whose code a node swapped (anvil_setCode: here one letter of a revert
+    message, so everything else still reads the same) fails the ``code`` check; once
+    the node is reverted to its snapshot, the audit passes again."""
+    from ledger.chain import load_artifact
+
+    market = json.loads((run / "ledger.json").read_text())["regions"][0]["address"]
+    code = load_artifact("RegionMarket").bytecode_runtime
+    at = code.index(b"only the buyer relinquishes")
+    swapped = code[:at] + b"O" + code[at + 1 :]
+    node = await RpcChains(manifest).open("region-1")
+    try:
+        provider = node.web3.provider
+        snapshot = (await provider.make_request("evm_snapshot", []))["result"]
+        await provider.make_request("anvil_setCode", [market, "0x" + swapped.hex()])
+        out = await asyncio.to_thread(cli, "--manifest", str(manifest))
+        assert out.returncode == 1, out.stdout
+        lines = [line for line in out.stdout.splitlines() if "[code]" in line]
+        assert len(lines) == 1 and "region-1" in lines[0] and market in lines[0], out.stdout
+        await provider.make_request("evm_revert", [snapshot])
+        again = await asyncio.to_thread(cli, "--manifest", str(manifest))
+        assert again.returncode == 0, again.stdout
+    finally:
+        await node.close()
 
 
 async def test_a_run_whose_chains_live_elsewhere_is_found_by_its_ledger_record(tmp_path: Path):
