@@ -11,8 +11,13 @@ lease records are rebuilt (nothing is taken from the market's own events), and
 - spectrum leases must not share a channel x slot nor touch the protected band,
   and compute offers must not be sold beyond their capacity (``overlap``,
   ``protected``, ``capacity``);
-- after the settlement, the market's balance must equal free + locked + bonds as
-  rebuilt from every deposit, withdrawal, bond and lease event so far (``escrow``).
+- after each block that moved the market's money, its balance must equal free +
+  locked + bonds as rebuilt from every deposit, withdrawal, bond and lease event so
+  far (``escrow``);
+- at the audited block, the market's storage must be what its history rebuilds:
+  every lease's word, each participant's free escrow and bond, the totals, and the
+  balance their sum (``state``, ``escrow``): a node that rewrote storage or balance
+  is caught even where no later transaction touched it.
 """
 
 from __future__ import annotations
@@ -128,8 +133,17 @@ class Escrow:
         self.chain = region.name
         self.history = history
         self.free = self.locked = self.bonds = 0
+        self.free_of: dict[str, int] = {}  # each participant's free escrow, rebuilt
+        self.bond_of: dict[str, int] = {}  # each seller's bond, rebuilt
         self.payments: list[PaymentRow] = []
         self.lease_events: list[LeaseEventRow] = []
+
+    def _credit(self, who: str, amount: int) -> None:
+        self.free_of[who] = self.free_of.get(who, 0) + amount
+
+    def debit(self, buyer: str, price: int) -> None:
+        """A lease activated (settlement calldata): its price leaves the buyer's escrow."""
+        self._credit(buyer, -price)
 
     @property
     def total(self) -> int:
@@ -153,15 +167,19 @@ class Escrow:
         a = ev.args
         if ev.name == "Deposited":
             self.free += a["amount_wei"]
+            self._credit(a["who"], a["amount_wei"])
             self._pay(tx, a["who"], a["amount_wei"], "deposit")
         elif ev.name == "Withdrawn":
             self.free -= a["amount_wei"]
+            self._credit(a["who"], -a["amount_wei"])
             self._pay(tx, a["who"], a["amount_wei"], "withdrawal")
         elif ev.name == "BondPosted":
             self.bonds += a["amount_wei"]
+            self.bond_of[a["seller"]] = self.bond_of.get(a["seller"], 0) + a["amount_wei"]
             self._pay(tx, a["seller"], a["amount_wei"], "bond")
         elif ev.name == "BondWithdrawn":
             self.bonds -= a["amount_wei"]
+            self.bond_of[a["seller"]] = self.bond_of.get(a["seller"], 0) - a["amount_wei"]
             self._pay(tx, a["seller"], a["amount_wei"], "bond-withdrawal")
         elif ev.name == "Settled":
             self.free -= a["total_price_wei"]
@@ -195,15 +213,21 @@ class Escrow:
         self.locked -= price
         self.free += price
         if ev.name == "LeaseCompleted":
+            self._credit(lease.seller, price)
             self._pay(tx, lease.seller, price, "paid-seller")
         elif ev.name == "LeaseRelinquished":
+            self._credit(lease.seller, a["paid_seller_wei"])
+            self._credit(lease.buyer, a["refund_buyer_wei"])
             self._pay(tx, lease.seller, a["paid_seller_wei"], "paid-seller")
             self._pay(tx, lease.buyer, a["refund_buyer_wei"], "refund")
         elif ev.name == "LeaseDefaulted":
             self.bonds -= a["slashed_bond_wei"]
             self.free += a["slashed_bond_wei"]
+            self.bond_of[lease.seller] = self.bond_of.get(lease.seller, 0) - a["slashed_bond_wei"]
+            self._credit(lease.buyer, price + a["slashed_bond_wei"])
             self._pay(tx, lease.buyer, price + a["slashed_bond_wei"], "refund+slash")
         else:
+            self._credit(lease.buyer, price)
             self._pay(tx, lease.buyer, price, "refund")
 
 
@@ -231,7 +255,11 @@ class SettlementAudit:
         events_by_tx: dict[str, list[Event]] = {}
         for ev in self.region.read.events:
             events_by_tx.setdefault(ev.tx_hash, []).append(ev)
+        moved: TxRead | None = None  # the last market transaction of the block being read
         for tx in self.region.read.txs:
+            if moved is not None and tx.block != moved.block:  # after each block that
+                await self._check_balance(moved)  # moved the market's money
+                moved = None
             evs = events_by_tx.get(tx.hash, [])
             for ev in evs:  # the committee that signs this transaction's settlement
                 if ev.name == "CommitteeRotated":
@@ -239,15 +267,16 @@ class SettlementAudit:
                     self.threshold = int(ev.args["threshold"])
             if tx.status != 1 or tx.to != market.address:
                 continue
-            settles = tx.input[:4] == self.selector
-            if settles:
+            if tx.input[:4] == self.selector:
                 self._settle(tx, sealed=any(ev.name == "Settled" for ev in evs))
             elif tx.input[:4] == self.batch_selector:
                 self._batch(tx, evs)
             for ev in evs:
                 self.escrow.apply(ev, tx)
-            if settles:
-                await self._check_balance(tx)
+            moved = tx
+        if moved is not None:
+            await self._check_balance(moved)
+        await self._check_head()
         return self
 
     def _settle(self, tx: TxRead, sealed: bool) -> None:
@@ -337,6 +366,7 @@ class SettlementAudit:
         if _safe_recover(market.offer_digest(offer), offer_sig) != offer.seller:
             self.flag("signature", tx, lid, f"offer not signed by its seller {offer.seller}")
         self.occupancy.add(record, offer, tx.block, tx.hash)
+        self.escrow.debit(record.buyer, price)
         row = LeaseRow(
             region=self.region.id,
             lease_id=lid,
@@ -372,4 +402,45 @@ class SettlementAudit:
                 None,
                 f"balance {balance} wei != free {escrow.free} + locked {escrow.locked} "
                 f"+ bonds {escrow.bonds}",
+            )
+
+    async def _check_head(self) -> None:
+        """At the audited block, the market's storage must be what its history rebuilds:
+        every lease's word, every participant's free escrow and bond, the three totals,
+        and its balance their sum (``state``, ``escrow``)."""
+        read, market, escrow = self.region.read, self.region.market.binding, self.escrow
+        head = read.head
+
+        def flag(check: str, lease: str | None, detail: str) -> None:  # no transaction
+            self.found.append(Violation(check, self.region.name, head, None, lease, detail))
+
+        async def value(fn: str, *args: Any) -> int:
+            return int(await market.call(fn, *args, block=head))
+
+        for lease_id, word in self.history.words_at(head).items():
+            on_chain = await value("lease_word", lease_id)
+            if on_chain != word:
+                flag("state", hex0x(lease_id), f"lease word {on_chain:#x}, rebuilt {word:#x}")
+        for what, rebuilt in (("free", escrow.free_of), ("bond", escrow.bond_of)):
+            for who, amount in rebuilt.items():
+                on_chain = await value(what, who)
+                if on_chain != amount:
+                    flag("state", None, f"{what}({who}) = {on_chain} wei, rebuilt {amount}")
+        locked = sum(int(r.price_wei) for r in self.history.rows() if r.state == "active")
+        totals = {
+            "total_free": sum(escrow.free_of.values()),
+            "total_locked": locked,
+            "total_bonds": sum(escrow.bond_of.values()),
+        }
+        for name, rebuilt_total in totals.items():
+            on_chain = await value(name)
+            if on_chain != rebuilt_total:
+                flag("state", None, f"{name} = {on_chain} wei, rebuilt {rebuilt_total}")
+        balance = int(await self.region.backend.web3.eth.get_balance(market.address, head))
+        if balance != sum(totals.values()):
+            flag(
+                "escrow",
+                None,
+                f"balance {balance} wei at the head != the rebuilt free + locked + bonds "
+                f"{sum(totals.values())}",
             )

@@ -244,8 +244,10 @@ async def test_escrow_check_can_fail(run: Path, monkeypatch):
 
     monkeypatch.setattr(Escrow, "apply", hide_deposits)
     result = await run_audit(run, index=None)
-    assert result.violations and {v.check for v in result.violations} == {"escrow"}
-    assert all(v.tx and v.block for v in result.violations)
+    # the balance after each block, and each participant's free escrow at the head
+    assert {v.check for v in result.violations} == {"escrow", "state"}
+    assert all(v.tx and v.block for v in result.violations if v.check == "escrow" and v.tx)
+    assert any(v.check == "state" and "free(" in v.detail for v in result.violations)
 
 
 def test_overlap_protected_and_capacity_checks():
@@ -479,8 +481,30 @@ async def _code_swapped_on_a_node_is_found(manifest: Path, run: Path) -> None:
         await provider.make_request("evm_revert", [snapshot])
         again = await asyncio.to_thread(cli, "--manifest", str(manifest))
         assert again.returncode == 0, again.stdout
+        # storage and balance rewritten by the node: no transaction did it, the head says so
+        slot = _storage_slot("total_free")
+        for method, args, check in (
+            ("anvil_setStorageAt", [market, hex(slot), "0x" + "00" * 31 + "01"], "[state]"),
+            ("anvil_setBalance", [market, hex(10**18)], "[escrow]"),
+        ):
+            snapshot = (await provider.make_request("evm_snapshot", []))["result"]
+            await provider.make_request(method, args)
+            out = await asyncio.to_thread(cli, "--manifest", str(manifest))
+            assert out.returncode == 1 and check in out.stdout, (method, out.stdout)
+            assert "region-1" in out.stdout
+            await provider.make_request("evm_revert", [snapshot])
+        assert (await asyncio.to_thread(cli, "--manifest", str(manifest))).returncode == 0
     finally:
         await node.close()
+
+
+def _storage_slot(name: str) -> int:
+    """Where vyper keeps RegionMarket's variable ``name`` (its storage layout)."""
+    import vyper
+
+    source = (Path(__file__).parents[2] / "contracts" / "RegionMarket.vy").read_text()
+    layout = vyper.compile_code(source, output_formats=["layout"])["layout"]
+    return int(layout["storage_layout"][name]["slot"])
 
 
 async def test_a_run_whose_chains_live_elsewhere_is_found_by_its_ledger_record(tmp_path: Path):
