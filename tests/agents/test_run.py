@@ -187,3 +187,23 @@ async def test_the_quickstart_leases_exactly_what_it_always_did(tmp_path: Path):
     assert (tx["settle"] + tx["lifecycle"]) / summary["leases"] <= 0.3, tx
     assert tx["join"] / summary["agents"] <= 0.1, tx
     assert 0 < summary["peak_rss_mib"] < 4096
+
+
+@pytest.mark.slow
+async def test_a_small_version_of_the_large_example_keeps_its_targets(tmp_path: Path):
+    """examples/large.toml (10,000 agents: about 2 minutes and 1.2 GiB here, see the
+    README) with 2,000 agents for 2 epochs: its joins and lifecycle stay in batches."""
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    text = (examples / "large.toml").read_text()
+    for old, new in (("edge_devices = 9939", "edge_devices = 1939"), ("epochs = 6", "epochs = 2")):
+        assert old in text
+        text = text.replace(old, new)
+    text = text.replace("rounds = 6", "rounds = 2")
+    (tmp_path / "large.toml").write_text(text)
+    summary = await run(tmp_path / "large.toml", tmp_path / "run")
+    assert summary["complete"] and summary["agents"] == 2000 and summary["leases"] > 0
+    tx = summary["chain_transactions"]
+    assert (tx["settle"] + tx["lifecycle"]) / summary["leases"] <= 0.3, tx
+    assert tx["join"] / summary["agents"] <= 0.1, tx
+    assert summary["peak_rss_mib"] < 4096
+    assert set(summary["time_s"]) == {"orders", "settle", "train", "epochs_other", "setup_and_end"}

@@ -46,6 +46,10 @@ def test_scale_example_has_at_least_1000_agents():
     assert load_scenario(EXAMPLES / "scale.toml").participants.total >= 1000
 
 
+def test_large_example_has_10000_agents():
+    assert load_scenario(EXAMPLES / "large.toml").participants.total == 10_000
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
