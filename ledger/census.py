@@ -18,9 +18,7 @@ import resource
 import sys
 from typing import TYPE_CHECKING, Any
 
-from eth_utils import function_signature_to_4byte_selector
-
-from .chain import ChainBackend, load_artifact
+from .chain import ChainBackend
 from .errors import NODE_ERRORS
 
 if TYPE_CHECKING:
@@ -37,21 +35,6 @@ _BY_FUNCTION = {
         "lifecycle",
     ),
 }
-
-
-def _selectors() -> dict[bytes, str]:
-    out = {}
-    for item in load_artifact("RegionMarket").abi:
-        if item.get("type") == "function":
-            types = ",".join(_type(i) for i in item["inputs"])
-            out[function_signature_to_4byte_selector(f"{item['name']}({types})")] = item["name"]
-    return out
-
-
-def _type(arg: dict) -> str:  # type: ignore[type-arg]
-    if arg["type"].startswith("tuple"):
-        return "(" + ",".join(_type(c) for c in arg["components"]) + ")" + arg["type"][5:]
-    return str(arg["type"])
 
 
 def kind_of(data: bytes, to: str | None, selectors: dict[bytes, str]) -> str:
@@ -80,7 +63,8 @@ async def chain_transactions(ledger: TieredLedger) -> dict[str, Any]:
     """Every transaction on the ledger's chains since genesis, by kind. A chain that
     does not answer is left out of the counts and named in ``unread``."""
     counts: dict[str, Any] = dict.fromkeys(KINDS, 0)
-    selectors = _selectors()
+    binding = next(iter(ledger.regions.values())).market.binding if ledger.regions else None
+    selectors = {binding.selector(fn): fn for fn in _BY_FUNCTION} if binding else {}
     unread = []
     chains = [("root", ledger.root_backend, True)] + [
         (f"region-{r}", rt.backend, False) for r, rt in ledger.regions.items()

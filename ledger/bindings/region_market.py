@@ -23,6 +23,7 @@ from ..eip712 import (
     Sig,
     abi_words,
     domain_separator,
+    quorum_sign,
     sign_digest,
     struct_hash,
     typed_digest,
@@ -243,6 +244,12 @@ class RegionMarket:
         )
         data = b"".join([self.binding.selector("lifecycle"), head, body, _sigs_words(sigs)])
         return await self.binding.send_calldata(data, gas=gas)
+
+    async def apply_attested(self, steps: Sequence[Step], keys: Sequence[bytes]) -> Receipt:
+        """``lifecycle`` under the signatures of ``keys`` (a committee quorum) over the
+        market's current batch nonce: the one way a batch is signed and sent."""
+        digest = self.lifecycle_digest(await self.lifecycle_nonce(), chain_steps_hash(steps))
+        return await self.apply_steps(steps, quorum_sign(digest, keys))
 
     async def lifecycle_nonce(self) -> int:
         return int(await self.binding.call("lifecycle_nonce"))

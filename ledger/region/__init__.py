@@ -19,7 +19,7 @@ Epoch ``e`` of a region leases time slot ``e``: ``[e L, (e + 1) L)``.
 
 from __future__ import annotations
 
-from .committee import EpochOutcome, Validator, send_steps, settle_epoch
+from .committee import EpochOutcome, Validator, settle_epoch
 from .lifecycle import LifecycleBook, SignedStep, StepRefused
 from .recovery import found_on_chain, reconcile, recover
 from .sequencer import FrozenBook, OrderRefused, RegionSequencer
@@ -41,6 +41,5 @@ __all__ = [
     "found_on_chain",
     "reconcile",
     "recover",
-    "send_steps",
     "settle_epoch",
 ]

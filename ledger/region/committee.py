@@ -18,15 +18,14 @@ from typing import Any
 from eth_account import Account
 
 from ..bindings import MAX_LEASES, RegionMarket
-from ..chain import Receipt
-from ..eip712 import Sig, quorum_sign, sign_digest
+from ..eip712 import Sig, sign_digest
 from ..errors import LedgerError
 from ..mechanisms import Allocation, Award, Dropped, Mechanism, mechanism_by_id
 from ..records import LeaseIn, LeaseRecord, Step, chain_leases_hash, chain_steps_hash
 from .rules import check_leases
 from .sequencer import FrozenBook
 
-__all__ = ["EpochOutcome", "Validator", "send_steps", "settle_epoch"]
+__all__ = ["EpochOutcome", "Validator", "settle_epoch"]
 
 
 @dataclass
@@ -172,15 +171,3 @@ async def settle_epoch(
     outcome.welfare_wei = allocation.welfare_wei(frozen.book)
     outcome.clearing_price_wei = max((a.price_wei // a.units for a in allocation.awards), default=0)
     return outcome
-
-
-async def send_steps(
-    market: RegionMarket, steps: tuple[Step, ...], validators: Sequence[Validator], threshold: int
-) -> Receipt:
-    """Lifecycle steps on their own (no settlement to carry them: the run's last epoch),
-    under ``threshold`` validators' signatures over the market's next batch nonce."""
-    nonce = await market.lifecycle_nonce()
-    digest = market.lifecycle_digest(nonce, chain_steps_hash(steps))
-    return await market.apply_steps(
-        steps, quorum_sign(digest, [v.key for v in validators[:threshold]])
-    )

@@ -25,7 +25,6 @@ from ledger.records import (
     Role,
     Step,
     chain_leases_hash,
-    chain_steps_hash,
 )
 
 GENESIS = 1_900_000_000  # in the future, so block times are ours and not the wall clock's
@@ -55,10 +54,9 @@ class Market:
         self, steps: Sequence[Step], *, signers: Sequence[bytes] | None = None
     ) -> Receipt:
         """A ``lifecycle`` batch of ``steps`` under the committee's signatures."""
-        nonce = await self.market.lifecycle_nonce()
-        digest = self.market.lifecycle_digest(nonce, chain_steps_hash(steps))
-        sigs = quorum_sign(digest, self.committee[:2] if signers is None else signers)
-        return await self.market.apply_steps(steps, sigs)
+        return await self.market.apply_attested(
+            steps, self.committee[:2] if signers is None else signers
+        )
 
     def as_(self, who: str) -> RegionMarket:
         if who not in self.views:
