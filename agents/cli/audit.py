@@ -78,27 +78,24 @@ def audit_cmd(
         "rounds": len(result.rounds),
         "at_block": at_block,
         "chains": [dataclasses.asdict(c) for c in result.chains],
-        "violations": [
-            {
-                "check": v.check,
-                "chain": v.chain,
-                "block": v.block,
-                "tx": v.tx,
-                "lease": v.lease,
-                "detail": v.detail,
-            }
-            for v in result.violations
-        ],
+        "violations": [dataclasses.asdict(v) for v in result.violations],
+        "warnings": [dataclasses.asdict(v) for v in result.warnings],
         "notes": result.notes,
     }
     if as_json:
         _print_json(verdict)
     else:
-        for line in [*(v.line() for v in result.violations), *result.notes]:
+        lines = [
+            *(v.line() for v in result.violations),
+            *("warning: " + v.line() for v in result.warnings),
+            *result.notes,
+        ]
+        for line in lines:
             _out.print(line, highlight=False, soft_wrap=True, markup=False)
         _out.print(
             f"{'OK' if result.ok else 'FAILED'}: {len(result.leases)} leases, "
             f"{len(result.settlements)} settlements, {len(result.checkpoints)} "
-            f"checkpoints, {len(result.violations)} violation(s)"
+            f"checkpoints, {len(result.violations)} violation(s), "
+            f"{len(result.warnings)} warning(s)"
         )
     sys.exit(0 if result.ok else 1)

@@ -7,16 +7,32 @@ registration by chain id. Every block, transaction and log is read; every
 settlement's calldata is decoded and its committee and EIP-712 signatures are
 verified again.
 
+Every successful transaction to a market is decoded from its calldata and run through
+:mod:`~ledger.audit.model`, RegionMarket.vy's rules written again in Python from its
+source: what the committed contract would refuse is a violation named after the rule,
+and the events it would emit (every field and amount) must be the ones logged.
+
 Checks (each violation names the chain, block, transaction and lease):
 
 ``overlap``        two spectrum leases share a channel x slot in a region
 ``protected``      a lease touches the region's protected channels
 ``capacity``       a compute offer sold beyond its capacity
-``quorum``         a settlement without t distinct committee signatures over its result
+``quorum``         a settlement or batch without t committee signatures over its
+                   result, signers registered, distinct and in increasing order
 ``signature``      a debit not authorised by the payer's own bid signature (or an
-                   offer not signed by its seller)
-``escrow``         after a settlement, the market's balance != free + locked + bonds
-                   rebuilt from its events
+                   offer not signed by its seller, a registration not by its joiner)
+``rule``           any other rule a settlement or call broke: price below reserve x
+                   units or above the bid's maximum, window outside the offer's,
+                   channels outside offer, bid or region, a reused nonce, ...
+``lifecycle``      a lease step by someone who may not take it, or when it may not
+``event``          an event that differs from what the calldata makes it
+``unknown-lease``  a lease event of a lease no settlement activated
+``escrow``         after a block that moved money (and at the head), the market's
+                   balance != free + locked + bonds rebuilt
+``state``          at the head, a lease word, a free balance, a bond or a total in
+                   storage that is not what the history rebuilds
+``code``           the runtime code at the root or a market is not the artifact's
+``registry``       a market (or a chain) the root never registered
 ``checkpoint``     a root checkpoint whose block hash or lease-state root does not
                    match the shard's own history
 ``cross``          a committed cross-region lease missing in a region, or an aborted
@@ -26,13 +42,20 @@ Checks (each violation names the chain, block, transaction and lease):
                    (something it indexed changed; kept until ``--reindex``)
 ``metrics``        a training round whose metrics file does not hash to the root's record
 
+Warnings, reported without failing the audit: ``reverted`` settlements and batches,
+``void`` epochs, and leases still active after their ``claim-window`` closed.
+
 The rooms, each importing only those above it:
 
 - :mod:`~ledger.audit.result`: ``Violation``, ``AuditResult`` and the typed rows;
 - :mod:`~ledger.audit.history`: each lease's storage word by block (working state);
 - :mod:`~ledger.audit.read`: reading the chains, finding the RootLedger and the regions;
+- :mod:`~ledger.audit.calls`: a transaction's calldata decoded by its selector;
+- :mod:`~ledger.audit.model`: the contract's rules and state, replayed from calldata;
+- :mod:`~ledger.audit.escrow`: the market's money rebuilt from its events;
 - :mod:`~ledger.audit.integrity`: re-deriving the blocks of persisted chain files;
-- :mod:`~ledger.audit.settlements`: ``overlap`` ... ``escrow``, one region replayed;
+- :mod:`~ledger.audit.code`: ``code`` and ``registry``;
+- :mod:`~ledger.audit.settlements`: one region replayed (rules, events, escrow, state);
 - :mod:`~ledger.audit.checks`: ``checkpoint``, ``cross``, ``metrics``, on the root;
 - :mod:`~ledger.audit.index`: the SQLite index (its schema, its heads and alarms) and
   the lease exports;

@@ -50,6 +50,7 @@ class TxRead:
     input: bytes
     status: int
     contract: str | None  # the address it created, if any
+    value: int = 0  # the wei it carried
 
 
 @dataclass
@@ -136,6 +137,7 @@ async def read_chain(
                     input=bytes(tx.get("input", tx.get("data", b""))),
                     status=int(receipt["status"]),
                     contract=receipt.get("contractAddress"),
+                    value=int(tx.get("value", 0)),
                 )
             )
             for log in receipt["logs"]:
@@ -220,5 +222,18 @@ async def read_regions(
             num_channels=int(await binding.call("num_channels")),
             protected_mask=int(await binding.call("protected_mask")),
             epoch_length_s=int(await binding.call("epoch_length_s")),
+        )
+    claimed = {int(reg["shard_chain_id"]) for reg in registered.values()}
+    for chain_id in sorted(set(by_chain_id) - claimed):
+        found.append(
+            Violation(
+                "registry",
+                f"chain-{chain_id}",
+                None,
+                None,
+                None,
+                f"a chain with id {chain_id} was given, but the root registered no region on "
+                "it: nothing on it is checked or checkpointed",
+            )
         )
     return regions

@@ -120,7 +120,10 @@ def _leases(result: AuditResult) -> list[list[Any]]:
     return rows
 
 
-def _violation_table(violations: list[Violation]) -> str:
+def _violation_table(
+    violations: list[Violation], heading: str = "Violations", table: str = "violations"
+) -> str:
+    """Violations (searchable) or warnings, one row each with chain, block and transaction."""
     if not violations:
         return ""
     cells = [
@@ -133,10 +136,15 @@ def _violation_table(violations: list[Violation]) -> str:
         + f"<td>{html.escape(v.detail)}</td></tr>"
         for cell, v in zip(cells, violations, strict=True)
     )
-    return f"""<h2>Violations</h2>
-<div class="filters"><input id="violation-q" type="search"
- placeholder="filter violations: check, chain, block, transaction, lease, text"></div>
-<table id="violations"><thead><tr><th>check</th><th>chain</th><th>block</th>
+    search = (
+        """<div class="filters"><input id="violation-q" type="search"
+ placeholder="filter violations: check, chain, block, transaction, lease, text"></div>"""
+        if table == "violations"
+        else ""
+    )
+    return f"""<h2>{heading}</h2>
+{search}
+<table id="{table}"><thead><tr><th>check</th><th>chain</th><th>block</th>
 <th>transaction</th><th>lease</th><th>what is wrong</th></tr></thead>
 <tbody>{rows}</tbody></table>"""
 
@@ -167,6 +175,7 @@ def render_report(result: AuditResult, title: str = "specledger audit") -> str:
 <p class="{"ok" if result.ok else "bad"}"><strong>{verdict}</strong> {html.escape(summary)}</p>
 <p class="heads">Audited up to: {html.escape(heads)}</p>
 {_violation_table(result.violations)}
+{_violation_table(result.warnings, "Warnings (no rule broken)", "warnings")}
 <h2>Leases</h2>
 <div class="filters"><input id="lease-q" type="search"
  placeholder="lease id, participant address or transaction (0x...)">

@@ -171,6 +171,9 @@ class AuditResult:
     """
 
     violations: list[Violation] = field(default_factory=list)
+    #: found, but no broken rule (reverted settlements, void epochs, leases left active
+    #: past their claim window): reported beside the verdict, never failing it
+    warnings: list[Violation] = field(default_factory=list)
     leases: list[LeaseRow] = field(default_factory=list)
     settlements: list[SettlementRow] = field(default_factory=list)
     checkpoints: list[CheckpointRow] = field(default_factory=list)

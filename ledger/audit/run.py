@@ -40,6 +40,7 @@ class Audit:
         self.region_backends = list(regions)
         self.names = names or {}  # a label per region id, for reports
         self.violations: list[Violation] = []
+        self.warnings: list[Violation] = []
 
     async def run(
         self, at_block: int | None = None, rounds_file: Path | None = None
@@ -73,11 +74,12 @@ class Audit:
             r.name: {n: b.hash for n, b in r.blocks.items()} for r in (root, *shards.values())
         }
         result.violations = found
+        result.warnings = self.warnings
         return result
 
     async def _region(self, region: RegionChain) -> SettlementAudit:
         """Replay one region's settlements (a seam for tests that alter a region)."""
-        return await SettlementAudit(region, self.violations).run()
+        return await SettlementAudit(region, self.violations, self.warnings).run()
 
 
 async def run_audit(

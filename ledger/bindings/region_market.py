@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from eth_abi import encode
 from eth_utils import keccak, to_canonical_address
 
-from ..chain import ContractBinding, LedgerClient, Receipt
+from ..chain import Artifact, ContractBinding, LedgerClient, Receipt
 from ..config import RegionConfig
 from ..eip712 import (
     LIFECYCLE_TYPE,
@@ -79,16 +79,21 @@ class RegionMarket:
 
     @classmethod
     async def deploy(
-        cls, client: LedgerClient, config: RegionConfig, committee: Sequence[str]
+        cls,
+        client: LedgerClient,
+        config: RegionConfig,
+        committee: Sequence[str],
+        artifact: Artifact | None = None,
     ) -> RegionMarket:
-        """Deploy a market for ``config`` with ``committee`` (validator addresses)."""
+        """Deploy a market for ``config`` with ``committee`` (validator addresses), from
+        ``artifact`` (default: the committed build; tests deploy altered ones)."""
         if len(committee) != config.committee_size:
             raise ConfigError(
                 f"region {config.region_id}: {len(committee)} committee members given, "
                 f"its configuration says {config.committee_size}"
             )
         binding = await client.deploy(
-            "RegionMarket", *config.constructor_args(committee), gas=6_000_000
+            artifact or "RegionMarket", *config.constructor_args(committee), gas=6_000_000
         )
         return cls(binding, config.region_id, await client.chain_id())
 

@@ -31,13 +31,13 @@ from ledger.audit import (
     Violation,
     run_audit,
 )
+from ledger.audit.escrow import Escrow
 from ledger.audit.index import TABLES
-from ledger.audit.settlements import Escrow, Occupancy
 from ledger.chain import EmbeddedChains, RpcChains
 from ledger.config import RegionConfig
 from ledger.crossregion import CrossRegionLease
 from ledger.merkle import EMPTY_ROOT
-from ledger.records import LeaseRecord, Role
+from ledger.records import Role
 from ledger.region import Trader
 from ledger.tiered import TieredLedger, derive_key
 
@@ -188,6 +188,56 @@ def test_a_truncated_chain_file_is_detected(run: Path):
     assert out.returncode == 1 and "[integrity] region-2" in out.stdout
 
 
+async def _first_settlement(path: Path) -> tuple[int, bytes, bytes]:
+    """(block, calldata, first log's data) of the first settlement in a chain file."""
+    chains = EmbeddedChains(path.parent, read_only=True)
+    backend = await chains.open(path.name.removesuffix(".chain.sqlite"))
+    try:
+        w3 = backend.web3
+        for n in range(int(await w3.eth.block_number) + 1):
+            for tx in (await w3.eth.get_block(n, full_transactions=True))["transactions"]:
+                receipt = await w3.eth.get_transaction_receipt(tx["hash"])  # type: ignore[index]
+                data = bytes(tx.get("input", tx.get("data", b"")))  # type: ignore[union-attr]
+                if len(data) > 1000 and receipt["logs"]:
+                    return n, data, bytes(receipt["logs"][-1]["data"])
+    finally:
+        await backend.close()
+    raise AssertionError("no settlement in the file")
+
+
+def _flip_in_blobs(path: Path, needle: bytes) -> int:
+    """Change one byte of ``needle`` in every stored value that holds it; how many."""
+    db = sqlite3.connect(path)
+    rows = [(k, v) for k, v in db.execute("SELECT k, v FROM kv") if needle in v]
+    with db:
+        for k, v in rows:
+            at = v.index(needle) + len(needle) // 2
+            db.execute(
+                "UPDATE kv SET v = ? WHERE k = ?", (v[:at] + bytes([v[at] ^ 1]) + v[at + 1 :], k)
+            )
+    db.close()
+    return len(rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("kind", "detail"),
+    [
+        ("a settlement's calldata (one byte of a price)", "transactions do not match"),
+        ("a settlement's event log (one byte of its data)", "receipts do not match"),
+    ],
+    ids=["calldata-rewritten", "event-log-rewritten"],
+)
+def test_a_chain_file_altered_after_the_run_is_detected(run: Path, kind: str, detail: str):
+    path = run / "chains" / "region-2.chain.sqlite"
+    block, calldata, log = asyncio.run(_first_settlement(path))
+    needle = calldata[-200:-100] if "calldata" in kind else log[-64:]
+    assert _flip_in_blobs(path, needle) >= 1, kind
+    out = cli(str(run))
+    assert out.returncode == 1, out.stdout
+    assert f"[integrity] region-2, block {block}" in out.stdout and detail in out.stdout, kind
+
+
 @pytest.mark.slow
 def test_an_edited_index_is_detected(run: Path):
     assert cli(str(run)).returncode == 0
@@ -248,36 +298,6 @@ async def test_escrow_check_can_fail(run: Path, monkeypatch):
     assert {v.check for v in result.violations} == {"escrow", "state"}
     assert all(v.tx and v.block for v in result.violations if v.check == "escrow" and v.tx)
     assert any(v.check == "state" and "free(" in v.detail for v in result.violations)
-
-
-def test_overlap_protected_and_capacity_checks():
-    found: list[Violation] = []
-    occupancy = Occupancy("region-1", protected_mask=0b1000, epoch_length_s=60, found=found)
-
-    def record(first: int, units: int, kind: int = 0, nonce: int = 0) -> LeaseRecord:
-        return LeaseRecord(
-            1,
-            kind,
-            "0x" + "11" * 20,
-            "0x" + "22" * 20,
-            nonce,
-            first,
-            units,
-            600,
-            660,
-            10,
-            b"\5" * 32,
-        )
-
-    from ledger.records import Offer
-
-    offer = Offer("0x" + "11" * 20, 1, 0, 2, 600, 660, 1, 0)
-    occupancy.add(record(0, 2), offer, 7, "0xab")
-    occupancy.add(record(1, 3, nonce=1), offer, 7, "0xab")
-    occupancy.add(record(0, 2, kind=1, nonce=2), offer, 7, "0xab")
-    occupancy.add(record(0, 1, kind=1, nonce=3), offer, 7, "0xab")
-    assert [v.check for v in found] == ["protected", "overlap", "capacity"]
-    assert found[1].block == 7 and found[1].lease
 
 
 # -- root: checkpoints and cross-region leases -------------------------------------------------

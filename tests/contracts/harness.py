@@ -11,8 +11,11 @@ from dataclasses import dataclass, field, replace
 
 from eth_account import Account
 
+from ledger.audit.read import RegionChain, read_chain
+from ledger.audit.result import Violation
+from ledger.audit.settlements import SettlementAudit
 from ledger.bindings import RegionMarket
-from ledger.chain import LedgerClient, Receipt, dev_keys
+from ledger.chain import Artifact, LedgerClient, Receipt, dev_keys
 from ledger.chain.backends.embedded import EmbeddedBackend
 from ledger.config import RegionConfig
 from ledger.eip712 import Sig, quorum_sign
@@ -157,7 +160,8 @@ class Market:
 PARTICIPANTS = {"admin": 0, "seller": 4, "buyer": 5, "stranger": 6, "seller2": 7, "buyer2": 8}
 
 
-async def make_market(**config: object) -> Market:
+async def make_market(artifact: Artifact | None = None, **config: object) -> Market:
+    """A market of ``config`` deployed from ``artifact`` (default: the committed build)."""
     backend = EmbeddedBackend(None, chain_id=32_007, genesis_timestamp=GENESIS)
     all_keys = dev_keys(10)
     keys = {name: all_keys[i] for name, i in PARTICIPANTS.items()}
@@ -173,7 +177,7 @@ async def make_market(**config: object) -> Market:
         **config,
     )  # type: ignore[arg-type]
     market = await RegionMarket.deploy(
-        LedgerClient(backend, keys["admin"]), cfg, [address(k) for k in committee]
+        LedgerClient(backend, keys["admin"]), cfg, [address(k) for k in committee], artifact
     )
     m = Market(backend, market, list(committee), keys, config=cfg)
     m.views["admin"] = market  # one client per key: the deployer's
@@ -188,3 +192,30 @@ async def make_market(**config: object) -> Market:
 
 def with_price(lease: LeaseIn, price_wei: int) -> LeaseIn:
     return replace(lease, price_wei=price_wei)
+
+
+async def region_chain(m: Market) -> RegionChain:
+    """``m``'s chain read as the audit reads a registered region."""
+    assert m.config is not None
+    read = await read_chain(m.backend, f"region-{REGION}", [m.market.binding])
+    return RegionChain(
+        id=REGION,
+        name=f"region-{REGION}",
+        label="test",
+        market=m.market,
+        backend=m.backend,
+        read=read,
+        members=tuple(address(k) for k in m.committee),
+        threshold=2,
+        num_channels=m.config.num_channels,
+        protected_mask=m.config.protected_mask,
+        epoch_length_s=EPOCH,
+    )
+
+
+async def audit_market(m: Market) -> tuple[list[Violation], list[Violation]]:
+    """What the audit finds on ``m``'s chain: (violations, warnings)."""
+    found: list[Violation] = []
+    warnings: list[Violation] = []
+    await SettlementAudit(await region_chain(m), found, warnings).run()
+    return found, warnings

@@ -5,7 +5,11 @@ expiries and withdrawals. A plain-Python model predicts every outcome; after eve
 - no two accepted spectrum leases overlap in channel x slot;
 - escrow is conserved (contract balance == free + locked + bonds), and every free
   balance equals the model's;
-- no free balance ever fell except by a withdrawal or a lease its owner signed.
+- no free balance ever fell except by a withdrawal or a lease its owner signed;
+
+and at the end of each sequence, the audit's own model of the contract
+(:mod:`ledger.audit.model`) replays the chain with no violation: it accepted what the
+contract accepted and expects the very events the contract emitted.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from ledger.eip712 import recover
 from ledger.errors import TransactionReverted
 from ledger.records import LeaseIn, LeaseRecord
 
-from .harness import EPOCH, ETH, Market, make_market
+from .harness import EPOCH, ETH, Market, audit_market, make_market
 
 BUYERS = ("buyer", "buyer2")
 SELLERS = ("seller", "seller2")
@@ -46,6 +50,9 @@ class MarketMachine(RuleBasedStateMachine):
         return self.loop.run_until_complete(coro)
 
     def teardown(self) -> None:
+        if hasattr(self, "m"):  # the audit's model of the contract agrees with every step
+            found, _ = self.run(audit_market(self.m))
+            assert found == [], found
         self.loop.close()
 
     @initialize()
