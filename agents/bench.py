@@ -1,4 +1,4 @@
-"""``specledger bench market`` and ``bench audit``: what a user waits for, with its spread.
+"""``specledger bench market``: what a user waits for, with its spread.
 
 ``bench market``: for each size (default 100, 1,000 and 10,000 agents) a scenario
 is generated (4 regions, a few operators and servers, the rest edge devices, one
@@ -23,22 +23,16 @@ that settles no lease or trains no round is an error, not a figure. Per size:
 - ``leases``, ``chain_transactions``, ``peak_rss_mib``: the last run's summary (every
   lease, the warm-up's included; its transactions by kind; this process's peak memory).
 
-``bench audit``: a generated run with at least ``--min-leases`` leases is audited
-MIN_REPEATS times, each audit in a fresh process (no cache of an earlier audit or of
-the run: signature and address caches start cold) with an index file of its own (so
-each builds the index afresh, as a first audit does). ``audit_s`` (wall and CPU) and
-``leases_verified_per_s`` are spreads over those audits.
+``bench audit``: see :mod:`agents.audit_bench`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing as mp
 import statistics
 import tempfile
 import time
 from collections.abc import Awaitable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +43,7 @@ from .errors import AgentError
 if TYPE_CHECKING:  # the run (and torch) load when a benchmark runs, not on import: each
     from .run import EpochReport, Simulation  # audit's fresh process imports this module
 
-__all__ = ["bench_audit", "bench_market"]
+__all__ = ["bench_market"]
 
 WARM_UP_EPOCHS = 1
 
@@ -252,49 +246,4 @@ def _one_audit(run_dir: str, index: str, keccak: str) -> dict[str, Any]:
         "leases": len(result.leases),
         "leases_verified": result.leases_verified,
         "ok": result.ok,
-    }
-
-
-async def bench_audit(min_leases: int = 1000) -> dict[str, Any]:
-    """Generate a run with at least ``min_leases`` leases, then time MIN_REPEATS full
-    audits of it, each in a fresh process with a fresh index."""
-    from ledger.chain import keccak_backend
-
-    from .run import Simulation
-    from .scenario import load_scenario
-
-    with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
-        epochs = max(2, -(-min_leases // 30))  # about 36 leases per epoch were measured
-        path = Path(tmp) / "audit.toml"
-        path.write_text(AUDIT_TEMPLATE.format(epochs=epochs))
-        run_dir = Path(tmp) / "run"
-        summary = await Simulation(load_scenario(path), run_dir).run()
-        if summary["leases"] < min_leases:
-            raise AgentError(
-                f"the generated run has {summary['leases']} leases, fewer than "
-                f"the {min_leases} asked for"
-            )
-        loop = asyncio.get_running_loop()
-        timing, audits = Timing(), []
-        for k in range(MIN_REPEATS):
-            index = Path(tmp) / f"audit-{k}.sqlite"
-            with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
-                audit = await loop.run_in_executor(
-                    pool, _one_audit, str(run_dir), str(index), keccak_backend()
-                )
-            timing.add(audit["wall_s"], audit["cpu_s"])
-            audits.append(audit)
-    found = {(a["leases"], a["leases_verified"], a["ok"]) for a in audits}
-    if len(found) != 1:
-        raise AgentError(f"bench audit: the audits of one run disagree: {sorted(found)}")
-    leases, verified, ok = found.pop()
-    return {
-        "leases": leases,
-        "leases_verified": verified,
-        "ok": ok,
-        "audits": len(audits),
-        "audit_s": timing.seconds(2),
-        "leases_verified_per_s": timing.rate(verified),
-        "run_wall_s": summary["wall_s"],
-        "epochs": epochs,
     }

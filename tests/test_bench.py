@@ -188,3 +188,9 @@ def test_bench_audit_prints_its_figures():
     assert data["leases_verified"] == data["leases"]
     _check_rate(data["leases_verified_per_s"])
     _check_seconds(data["audit_s"])
+    # the audit before this checks, on the same run, measured alternately
+    base = data["baseline"]
+    assert base is not None, data.get("baseline_unavailable")
+    assert base["ok"] and base["leases"] == data["leases"] and base["audits"] >= 3
+    _check_rate(base["leases_verified_per_s"])
+    assert data["slowdown_vs_baseline"] > 0

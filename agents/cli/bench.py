@@ -164,12 +164,20 @@ def _median_range(figure: dict[str, Any]) -> str:
 
 @bench.command("audit")
 @click.option("--min-leases", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option(
+    "--baseline/--no-baseline",
+    default=True,
+    show_default=True,
+    help="Also time the audit of agents.audit_bench.BASELINE_COMMIT (needs git history).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @_clear_errors
-def bench_audit_cmd(min_leases: int, as_json: bool) -> None:
-    """leases_verified_per_s over a generated run with at least --min-leases leases: the
-    median of 3 audits (each in a fresh process, with a fresh index), min, max, CPU."""
-    from agents.bench import bench_audit
+def bench_audit_cmd(min_leases: int, baseline: bool, as_json: bool) -> None:
+    """leases_verified_per_s over a generated run with at least --min-leases leases, every
+    check on: the median of 3 audits (each in a fresh process, with a fresh index), min,
+    max, CPU; beside the same figures for the audit before the state, code and calldata
+    checks, measured alternately in the same run."""
+    from agents.audit_bench import bench_audit
 
-    result = asyncio.run(bench_audit(min_leases))
+    result = asyncio.run(bench_audit(min_leases, baseline))
     _show(result, "bench audit", as_json)
