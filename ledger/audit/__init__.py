@@ -32,7 +32,7 @@ Checks (each violation names the chain, block, transaction and lease):
 ``state``          at the head, a lease word, a free balance, a bond or a total in
                    storage that is not what the history rebuilds
 ``code``           the runtime code at the root or a market is not the artifact's
-``registry``       a market (or a chain) the root never registered
+``registry``       a market the root never registered (a whole chain: a warning)
 ``checkpoint``     a root checkpoint whose block hash or lease-state root does not
                    match the shard's own history
 ``cross``          a committed cross-region lease missing in a region, or an aborted

@@ -51,7 +51,9 @@ class Audit:
         root_binding = await find_root_ledger(self.root)
         root = await read_chain(self.root, "root", [root_binding], upto_block=at_block)
         upto_ts = root.blocks[root.head].timestamp if at_block is not None else None
-        regions = await read_regions(root, self.region_backends, upto_ts, self.names, found)
+        regions = await read_regions(
+            root, self.region_backends, upto_ts, self.names, found, self.warnings
+        )
         result = AuditResult(
             chains=[r.row() for r in (root, *(g.read for g in regions.values()))],
             regions={r: g.row() for r, g in regions.items()},

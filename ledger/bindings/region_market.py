@@ -85,16 +85,14 @@ class RegionMarket:
         committee: Sequence[str],
         artifact: Artifact | None = None,
     ) -> RegionMarket:
-        """Deploy a market for ``config`` with ``committee`` (validator addresses), from
-        ``artifact`` (default: the committed build; tests deploy altered ones)."""
+        """Deploy a market for ``config`` and ``committee`` (default artifact: the build)."""
         if len(committee) != config.committee_size:
             raise ConfigError(
                 f"region {config.region_id}: {len(committee)} committee members given, "
                 f"its configuration says {config.committee_size}"
             )
-        binding = await client.deploy(
-            artifact or "RegionMarket", *config.constructor_args(committee), gas=6_000_000
-        )
+        args = config.constructor_args(committee)
+        binding = await client.deploy(artifact or "RegionMarket", *args, gas=6_000_000)
         return cls(binding, config.region_id, await client.chain_id())
 
     def as_client(self, client: LedgerClient) -> RegionMarket:
