@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
+from rich import box
 from rich.table import Table
 
 from ._base import _clear_errors, _err, _out, _print_json, main
@@ -20,9 +22,15 @@ from ._base import _clear_errors, _err, _out, _print_json, main
     default=None,
     help="Overrides the pool file's objective.",
 )
+@click.option(
+    "--devices",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Compare the four modes side by side on this many devices (the fastest).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @_clear_errors
-def plan_cmd(pool: Path, objective: str | None, as_json: bool) -> None:
+def plan_cmd(pool: Path, objective: str | None, devices: int | None, as_json: bool) -> None:
     """Pick data, sequence, tensor or pipeline parallelism for a pool of edge devices."""
     from dataclasses import asdict
 
@@ -31,6 +39,9 @@ def plan_cmd(pool: Path, objective: str | None, as_json: bool) -> None:
     from training.parallel.pool import load_pool
 
     pf = load_pool(pool)
+    if devices is not None:
+        _side_by_side(pf, devices, objective or pf.objective, as_json)
+        return
     chosen = plan(pf.shape, pf.devices, objective or pf.objective, energy_weight=pf.energy_weight)  # type: ignore[arg-type]
     lease = lease_request(
         chosen,
@@ -44,6 +55,7 @@ def plan_cmd(pool: Path, objective: str | None, as_json: bool) -> None:
         "chosen": asdict(chosen.chosen),
         "others": {m: {"why": chosen.reasons[m], **asdict(e)} for m, e in chosen.others.items()},
         "lease": asdict(lease),
+        "sources": pf.sources,
     }
     if as_json:
         _print_json(result)
@@ -66,6 +78,52 @@ def plan_cmd(pool: Path, objective: str | None, as_json: bool) -> None:
         f"lease {lease.devices} device(s) ({', '.join(c.device_names)}) and "
         f"{lease.channels_per_device} channel(s) each ({lease.link_bits_per_s / 1e6:,.0f} Mbit/s) "
         f"for {lease.steps} steps, about {lease.duration_s:,.0f} s and {lease.energy_j:,.0f} J",
+        highlight=False,
+    )
+
+
+def _side_by_side(pf: Any, devices: int, objective: str, as_json: bool) -> None:
+    """``plan --devices N``: the four modes on the same N devices."""
+    from training.parallel.report import side_by_side
+
+    result = side_by_side(pf, devices, objective)  # type: ignore[arg-type]
+    if as_json:
+        _print_json(result)
+        return
+    table = Table(
+        "mode",
+        "fits",
+        "step s",
+        "J",
+        "compute",
+        "radio",
+        "GiB/dev",
+        "MB/step",
+        title=f"{devices} device(s): {', '.join(result['device_names'])}",
+        box=box.SIMPLE,
+        pad_edge=False,
+    )
+    for mode, row in result["modes"].items():
+        table.add_row(
+            mode + ("*" if mode == result["chosen"] else ""),
+            "yes" if row["fits"] else "no",
+            f"{row['step_s']:.3g}",
+            f"{row['energy_j']:.3g}",
+            f"{row['compute_energy_j']:.3g}",
+            f"{row['radio_energy_j'] + row['link_energy_j']:.3g}",
+            f"{row['memory_bytes'] / 2**30:.1f}",
+            f"{row['bytes_per_step'] / 1e6:.3g}",
+        )
+    _out.print(table)
+    for mode, row in result["modes"].items():
+        if not row["fits"]:
+            _out.print(f"{mode}: {row['why_not']}", highlight=False)
+    if result["chosen"] is None:
+        _out.print(f"no mode fits on {devices} device(s)", highlight=False)
+        return
+    _out.print(
+        f"* chosen for {objective}: {result['chosen']}; lowest energy {result['lowest_energy']}, "
+        f"shortest step {result['lowest_step_s']}",
         highlight=False,
     )
 

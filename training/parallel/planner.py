@@ -11,8 +11,10 @@ the fastest ``p`` devices are taken) the planner estimates one training step:
 - memory per device: weights, gradients, Adam's two states, and the
   activations backward keeps;
 - bytes: sent by all devices together in one step;
-- energy: every device taking part draws its active power while it computes,
-  its link power while it sends, and its idle power for the rest of the step.
+- energy (:mod:`training.parallel.energy`): every device taking part draws its active
+  power while it computes, its radio's base power while it sends, and its idle power for
+  the rest of the step, and its radio spends energy on every bit it sends and receives.
+  Device figures come from :mod:`training.parallel.devices`, each with its source.
 
 The messages each mode sends are those :mod:`training.parallel.execute` sends:
 data: one all-reduce of the gradients; sequence: an all-gather of keys and
@@ -22,7 +24,8 @@ forward and two backward (Megatron); pipeline (GPipe, ``m`` microbatches): the
 cut's activations forward and their gradients backward, and a bubble of
 ``p - 1`` microbatch slots.
 
-:func:`plan` picks the best for an objective and says why each other loses.
+:func:`plan` picks the best for an objective and says why each other loses;
+:func:`compare` puts the four side by side at one device count, as a testbed study does.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Literal
 
 from ..config import _check, _positive
 from ..errors import TrainingError
+from .energy import step_energy
 from .shapes import MODES, Mode, TransformerShape
 
 __all__ = [
@@ -40,6 +44,7 @@ __all__ = [
     "Objective",
     "Plan",
     "PoolCannotFit",
+    "compare",
     "estimate",
     "plan",
 ]
@@ -62,7 +67,9 @@ class DeviceProfile:
     link_latency_s: float
     idle_w: float
     active_w: float  # drawn while computing
-    link_w: float = 1.0  # drawn while sending
+    link_w: float = 1.0  # drawn while sending: the radio's base power
+    tx_j_per_bit: float = 0.0  # the radio's energy per bit sent
+    rx_j_per_bit: float = 0.0  # and per bit received
 
     def __post_init__(self) -> None:
         _positive(self, "flops_per_s", "memory_bytes", "link_bytes_per_s")
@@ -70,6 +77,8 @@ class DeviceProfile:
         _check(self, "idle_w", self.idle_w >= 0, "must be >= 0")
         _check(self, "active_w", self.active_w >= self.idle_w, "must be >= idle_w")
         _check(self, "link_w", self.link_w >= 0, "must be >= 0")
+        _check(self, "tx_j_per_bit", self.tx_j_per_bit >= 0, "must be >= 0")
+        _check(self, "rx_j_per_bit", self.rx_j_per_bit >= 0, "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,11 @@ class Estimate:
     why_not: str = ""  # set when it does not fit or cannot split this way
     link_bytes_per_s: float = 0.0  # the slowest link taking part: what the estimate assumes
     device_names: tuple[str, ...] = ()
+    # energy_j by where it goes (all devices together)
+    compute_energy_j: float = 0.0
+    idle_energy_j: float = 0.0
+    link_energy_j: float = 0.0  # radio base power while sending
+    radio_energy_j: float = 0.0  # per bit sent and received
 
 
 @dataclass(frozen=True)
@@ -192,7 +206,7 @@ def estimate(mode: Mode, shape: TransformerShape, devices: list[DeviceProfile]) 
     if mode != "pipeline":
         compute_s = max(busy)
     step = compute_s + comm
-    energy = _energy(devices, busy, sent_per_device, step)
+    energy = step_energy(devices, busy, sent_per_device, step)
     why = _split_rule(mode, shape, p) or ("" if need <= memory else _too_big(need, memory, p))
     return Estimate(
         mode=mode,
@@ -202,28 +216,21 @@ def estimate(mode: Mode, shape: TransformerShape, devices: list[DeviceProfile]) 
         comm_s=comm,
         memory_bytes=int(need),
         bytes_per_step=int(sum(sent_per_device)),
-        energy_j=energy,
+        energy_j=energy.total_j,
         fits=not why,
         why_not=why,
         link_bytes_per_s=bandwidth,
         device_names=names,
+        compute_energy_j=energy.compute_j,
+        idle_energy_j=energy.idle_j,
+        link_energy_j=energy.link_j,
+        radio_energy_j=energy.radio_j,
     )
 
 
 def _too_big(need: float, memory: int, p: int) -> str:
     smallest = "it has" if p == 1 else f"the smallest of the {p} taking part has"
     return f"needs {need / 2**30:.2f} GiB per device, {smallest} {memory / 2**30:.2f} GiB"
-
-
-def _energy(
-    devices: list[DeviceProfile], busy: list[float], sent: list[float], step: float
-) -> float:
-    total = 0.0
-    for d, compute, out in zip(devices, busy, sent, strict=True):
-        sending = out / d.link_bytes_per_s
-        idle = max(0.0, step - compute - sending)
-        total += d.active_w * compute + d.link_w * sending + d.idle_w * idle
-    return total
 
 
 def _score(
@@ -234,6 +241,24 @@ def _score(
     if objective == "latency":
         return e.step_s
     return w * e.energy_j / best_energy + (1 - w) * e.step_s / best_step
+
+
+def _fastest(pool: list[DeviceProfile]) -> list[DeviceProfile]:
+    return sorted(pool, key=lambda d: (-d.flops_per_s, d.name))
+
+
+def compare(
+    shape: TransformerShape, pool: list[DeviceProfile], devices: int
+) -> dict[Mode, Estimate]:
+    """Each of the four modes on the same ``devices`` fastest devices of ``pool``, whether
+    it fits or not: a testbed's side-by-side, where :func:`plan` shows each mode only at
+    its own best count."""
+    if not pool:
+        raise PoolCannotFit("the pool is empty")
+    if not 1 <= devices <= len(pool):
+        raise TrainingError(f"devices = {devices}: the pool has {len(pool)}; give 1 to {len(pool)}")
+    taking_part = _fastest(pool)[:devices]
+    return {mode: estimate(mode, shape, taking_part) for mode in MODES}
 
 
 def plan(
@@ -257,7 +282,7 @@ def plan(
         raise TrainingError(f"devices = {devices}: the pool has {len(pool)}")
     if not 0 <= energy_weight <= 1:
         raise TrainingError(f"energy_weight = {energy_weight}: must be in [0, 1]")
-    fastest = sorted(pool, key=lambda d: (-d.flops_per_s, d.name))
+    fastest = _fastest(pool)
     degrees = [devices] if devices else list(range(1, len(pool) + 1))
     candidates = {mode: [estimate(mode, shape, fastest[:p]) for p in degrees] for mode in modes}
     feasible = [e for es in candidates.values() for e in es if e.fits]
