@@ -24,6 +24,10 @@ Every timed figure is a spread over at least MIN_REPEATS repeats (``{"median",
 - ``fedavg_full_bytes_per_round``: what 10 devices would upload in one round of
   full-model FedAvg of the same model (every parameter, float32);
 - ``bytes_ratio``: the first over the second.
+- ``privacy``: accuracy at target epsilon 8 and 1 beside the noise-free control, the
+  epsilon reached and the received SNR it cost (:mod:`training.privacy_bench`).
+- ``scheduler``: the per-round delay cap and the Lyapunov scheduler's optimality gap
+  and backlog per V against a brute-force optimum (:mod:`training.scheduler_bench`).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ import torch
 from .config import MINILM_DIMENSIONS, FederatedConfig, LoraSettings, describe
 from .federated import FederatedTrainer
 from .models import DeviceModules, ServerModel, build_encoder, lora_parameters
+from .privacy_bench import bench_privacy
+from .scheduler_bench import bench_scheduler
 from .split import loss_function, monolithic_step, split_step
 from .tasks import sensor_task
 from .threads import apply_threads
@@ -116,6 +122,10 @@ def bench_training(repeats: int = 10) -> dict[str, Any]:
         "round_test_accuracy": result.test_accuracy,
         "link_dtype": config.link_dtype,
         "threads": threads,
+        # accuracy at strict privacy budgets with power control (training.privacy_bench)
+        "privacy": bench_privacy(),
+        # the per-round cap and the O(1/V) gap to a brute-force optimum
+        "scheduler": bench_scheduler(),
         "config": {
             "task": "sensor",
             "encoder": describe(MINILM_DIMENSIONS),

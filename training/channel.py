@@ -6,7 +6,9 @@
 - ``snr = P |h|^2 / (L(d) N0 B)`` and ``rate_bps = B log2(1 + snr)``;
 - a round's delay is the slowest scheduled device's compute time
   (FLOPs / device speed) plus its transfer time (bits / rate); each device's
-  energy is compute power x compute time + transmit power x transfer time.
+  energy is compute power x compute time + transmit power x transfer time;
+- power control: a device sends below its maximum power when a privacy target caps
+  the received SNR (:func:`power_control`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ __all__ = [
     "ChannelState",
     "DeviceProfile",
     "correlated_rayleigh",
+    "power_control",
     "round_delay_energy",
     "transfer",
 ]
@@ -126,3 +129,15 @@ def round_delay_energy(
         delay = max(delay, compute_s + tx_s)
         energy.append(p.compute_power_w * compute_s + p.tx_power_w * tx_s)
     return delay, energy
+
+
+def power_control(full_power_snr: float, max_snr: float) -> tuple[float, float]:
+    """(fraction of the device's maximum power to send at, the received SNR it gives):
+    the power at which the received SNR is ``max_snr`` — the most a privacy target
+    allows — or full power when even that falls short (Liu and Simeone's adaptive power
+    control, :mod:`training.privacy`). ``max_snr`` <= 0 means no target: full power."""
+    if full_power_snr <= 0:
+        raise TrainingConfigError(f"full-power SNR must be > 0, got {full_power_snr}")
+    if max_snr <= 0 or max_snr >= full_power_snr:
+        return 1.0, full_power_snr
+    return max_snr / full_power_snr, max_snr

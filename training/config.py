@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from .errors import TrainingConfigError
@@ -13,6 +13,7 @@ __all__ = [
     "EncoderConfig",
     "FederatedConfig",
     "LoraSettings",
+    "PrivacyConfig",
 ]
 
 
@@ -69,6 +70,41 @@ class LoraSettings:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    """What the uplink channel's noise must protect (:mod:`training.privacy`).
+
+    With neither target, devices send at full power and epsilon is what the channel
+    gives; with one, power control lowers each device's transmit power until the
+    receiver's noise reaches it (``target_epsilon`` is calibrated over the job's planned
+    rounds, assuming a device trains in every one of them). An uplink with no clip norm
+    here (or ``FederatedConfig.clip_norm`` for the tokens) is sent digitally, noise-free,
+    and is listed as outside epsilon.
+    """
+
+    target_epsilon: float = 0.0  # > 0: calibrate the noise to at most this epsilon
+    target_noise_multiplier: float = 0.0  # > 0: hold the noise multiplier at least here
+    delta: float = 1e-5
+    gradient_clip_norm: float = 0.0  # > 0: pooled-gradient uplink clipped, analog, accounted
+    over_the_air_clip_norm: float = 0.0  # > 0: device-module updates summed over the air
+
+    def __post_init__(self) -> None:
+        for name in (
+            "target_epsilon",
+            "target_noise_multiplier",
+            "gradient_clip_norm",
+            "over_the_air_clip_norm",
+        ):
+            _check(self, name, getattr(self, name) >= 0, "must be >= 0 (0 turns it off)")
+        _check(
+            self,
+            "target_noise_multiplier",
+            not (self.target_epsilon > 0 and self.target_noise_multiplier > 0),
+            "set target_epsilon or target_noise_multiplier, not both",
+        )
+        _check(self, "delta", 0 < self.delta < 1, "must be in (0, 1), e.g. 1e-5")
+
+
+@dataclass(frozen=True)
 class FederatedConfig:
     """One split-federated-LoRA job."""
 
@@ -86,6 +122,7 @@ class FederatedConfig:
     # intra-op threads, set process-wide when a trainer is built (training.threads):
     # "auto" is one thread for a small model, torch's default for a large one
     threads: int | Literal["auto"] = "auto"
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
     def __post_init__(self) -> None:
         _positive(
@@ -118,6 +155,13 @@ class FederatedConfig:
                 "every rank must be > 0",
             )
         _check(self, "clip_norm", self.clip_norm >= 0, "must be >= 0 (0 disables clipping)")
+        targeted = self.privacy.target_epsilon > 0 or self.privacy.target_noise_multiplier > 0
+        _check(
+            self,
+            "clip_norm",
+            self.clip_norm > 0 or not targeted,
+            "must be > 0 for a privacy target (unclipped activations have no sensitivity)",
+        )
         _check(self, "threads", valid_threads(self.threads), 'must be "auto" or an integer >= 1')
 
 

@@ -5,6 +5,16 @@ own copy of the device modules and, on the server, their own copy of the LoRA
 adapters, started from the global ones); then the device modules and the
 adapters are aggregated by data-size-weighted FedAvg.
 
+Privacy (:mod:`training.privacy`): each device's tokens, and its pooled-vector
+gradients when ``PrivacyConfig.gradient_clip_norm`` is set, cross a
+:class:`Transport` that clips them per example and adds the channel noise set in
+:attr:`FederatedTrainer.noise_std` / :attr:`~FederatedTrainer.gradient_noise_std`.
+The device modules go up digitally (noise-free, outside epsilon), or, with
+``PrivacyConfig.over_the_air_clip_norm``, over the air: each device's update is
+clipped, the channel sums them (equal weights: aligned amplitudes) and one noise
+draw of std :attr:`~FederatedTrainer.over_the_air_noise_std` lands on the sum.
+Each round lists the uplinks that crossed noise-free (``outside_epsilon``).
+
 Heterogeneous LoRA ranks: the server's adapters have the largest rank r_max; a
 device of rank r uses only the first r rows of A and columns of B (the rest are
 held at zero by a gradient mask). Aggregation pads every device's adapter to
@@ -29,7 +39,7 @@ from .tasks import Task, dirichlet_partition
 from .threads import apply_threads
 from .transport import Transport
 
-__all__ = ["FederatedTrainer", "RoundResult", "fedavg", "rank_mask"]
+__all__ = ["FederatedTrainer", "RoundResult", "fedavg", "over_the_air_mean", "rank_mask"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,7 @@ class RoundResult:
     uplink_bytes: int
     downlink_bytes: int
     uplink_bytes_per_device: dict[int, int] = field(default_factory=dict)
+    outside_epsilon: tuple[str, ...] = ()  # uplinks that crossed noise-free this round
 
 
 def fedavg(
@@ -58,6 +69,34 @@ def fedavg(
         out[key] = torch.stack(
             [w / total * s[key] for s, w in zip(states, weights, strict=True)]
         ).sum(dim=0)
+    return out
+
+
+def over_the_air_mean(
+    base: dict[str, torch.Tensor],
+    states: Sequence[dict[str, torch.Tensor]],
+    clip_norm: float,
+    noise_std: float,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """``base`` plus the mean of the devices' updates (``state - base``), each clipped to
+    L2 norm ``clip_norm`` over all its tensors, with one Gaussian draw of std
+    ``noise_std`` per value on their sum: what an over-the-air sum delivers."""
+    if not states:
+        raise TrainingConfigError("over-the-air aggregation needs at least one device")
+    keys = [k for k in base if base[k].is_floating_point()]
+    total = torch.zeros(sum(base[k].numel() for k in keys))
+    for state in states:
+        update = torch.cat([(state[k] - base[k]).flatten() for k in keys])
+        total += update * min(1.0, clip_norm / max(float(update.norm()), 1e-12))
+    if noise_std > 0:
+        total += noise_std * torch.randn(total.shape, generator=generator)
+    mean = total / len(states)
+    out, at = dict(base), 0
+    for k in keys:
+        n = base[k].numel()
+        out[k] = base[k] + mean[at : at + n].view_as(base[k]).to(base[k].dtype)
+        at += n
     return out
 
 
@@ -110,7 +149,11 @@ class FederatedTrainer:
                 f"FederatedConfig.device_ranks: {max(self.ranks)} exceeds the server's "
                 f"LoRA rank {r_max}"
             )
+        # channel noise per device, set each round by the job (training.job)
         self.noise_std = list(transport_noise_std or [0.0] * config.devices)
+        self.gradient_noise_std = [0.0] * config.devices
+        self.over_the_air_noise_std = 0.0
+        self.device_parameter_count = sum(p.numel() for p in self.global_device.parameters())
         self.global_lora = {k: v.detach().clone() for k, v in lora_parameters(server).items()}
         self.link_dtype = torch.float16 if config.link_dtype == "float16" else torch.float32
         self.round = 0
@@ -164,13 +207,24 @@ class FederatedTrainer:
         modules, adapters, losses, weights = [], [], [], []
         up = down = 0
         per_device: dict[int, int] = {}
+        over_the_air = cfg.privacy.over_the_air_clip_norm > 0
+        outside: set[str] = set()
         for k in devices:
             transport = Transport(
-                link_dtype=self.link_dtype, noise_std=self.noise_std[k], clip_norm=cfg.clip_norm
+                link_dtype=self.link_dtype,
+                noise_std=self.noise_std[k],
+                clip_norm=cfg.clip_norm,
+                gradient_clip_norm=cfg.privacy.gradient_clip_norm,
+                gradient_noise_std=self.gradient_noise_std[k],
             )
             device, adapter, loss = self.train_device(k, transport)
             # the device uploads its trained modules for aggregation
-            transport.count_upload(list(device.parameters()), "device-modules")
+            transport.count_upload(
+                list(device.parameters()),
+                "device-modules",
+                noisy=over_the_air and self.over_the_air_noise_std > 0,
+            )
+            outside |= transport.outside_epsilon
             modules.append(device.state_dict())
             adapters.append(adapter)
             losses.append(loss)
@@ -178,7 +232,15 @@ class FederatedTrainer:
             up += transport.bytes_up
             down += transport.bytes_down
             per_device[k] = transport.bytes_up
-        self.global_device.load_state_dict(fedavg(modules, weights))
+        if over_the_air:
+            base = self.global_device.state_dict()
+            self.global_device.load_state_dict(
+                over_the_air_mean(
+                    base, modules, cfg.privacy.over_the_air_clip_norm, self.over_the_air_noise_std
+                )
+            )
+        else:
+            self.global_device.load_state_dict(fedavg(modules, weights))
         # zero padding is implicit (beyond its rank a device's adapter is held at zero)
         self.global_lora = {**self.global_lora, **fedavg(adapters, weights)}
         self._load_lora(self.global_lora, self.server.lora.rank)
@@ -193,6 +255,7 @@ class FederatedTrainer:
             up,
             down,
             per_device,
+            tuple(sorted(outside)),
         )
 
     @torch.no_grad()

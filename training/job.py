@@ -2,25 +2,28 @@
 
 Per round: the fading advances; the scheduler picks devices and bandwidth
 from the current channels; each chosen device's uplink SNR on its bandwidth
-sets the channel noise on its clipped activations (the privacy mechanism) and
-its privacy cost; the round trains for real; its delay and energy come from the
-bytes actually sent, the leased bandwidth and the devices' compute.
+sets, after power control towards the job's privacy target, the channel noise
+on its clipped uplinks and its privacy cost (:class:`training.privacy.UplinkPrivacy`);
+the round trains for real; its delay and energy come from the bytes actually sent,
+the leased bandwidth and the devices' compute.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .channel import ChannelState, DeviceProfile, round_delay_energy
 from .errors import TrainingConfigError
 from .federated import FederatedTrainer, RoundResult
-from .privacy import RdpAccountant, noise_multiplier_from_snr
+from .privacy import DevicePrivacy, UplinkPrivacy
 from .scheduler import LyapunovScheduler, Schedule
 
-__all__ = ["JobRound", "ScheduledJob"]
+__all__ = ["MAX_WAIT_SLOTS", "JobRound", "ScheduledJob"]
+
+MAX_WAIT_SLOTS = 100  # slots run_round waits for a channel under the cap (1 s of fading)
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,15 @@ class JobRound:
     energy_j: float
     epsilon: float  # the largest over devices so far, at ``delta``; inf without clipping
     schedule: Schedule | None = None
+    # privacy (training.privacy): what each device's uplink cost and what no epsilon covers
+    uplinks: Mapping[int, DevicePrivacy] = field(default_factory=dict)
+    outside_epsilon: tuple[str, ...] = ()
+
+    @property
+    def received_snr_db(self) -> float:
+        """Mean received SNR (dB per symbol) of the round's token uplinks."""
+        snrs = [u.received_snr_db for u in self.uplinks.values()]
+        return float(np.mean(snrs)) if snrs else float("nan")
 
 
 class ScheduledJob:
@@ -59,10 +71,16 @@ class ScheduledJob:
         self.profiles = profiles
         self.bandwidth_hz = bandwidth_hz
         self.delta = delta
-        self.accountants = [RdpAccountant() for _ in profiles]
         task = trainer.task
         hidden = trainer.server.hidden
         self.values_per_example = task.window * hidden  # analog values of one uplinked example
+        self.privacy = UplinkPrivacy(
+            trainer.config,
+            trainer.examples,
+            self.values_per_example,
+            hidden,
+            trainer.device_parameter_count,
+        )
 
     def gain_over_noise_hz(self) -> np.ndarray:
         """P g / N0 of each device, for the scheduler (snr = this / bandwidth)."""
@@ -88,15 +106,9 @@ class ScheduledJob:
         the channel noise on its clipped activations and its privacy cost; delay and energy
         come from the bytes actually sent; the scheduler observes the delay."""
         a = self.gain_over_noise_hz()
-        cfg = self.trainer.config
-        noise = [0.0] * len(self.profiles)
-        for k in devices:
-            z = noise_multiplier_from_snr(a[k] / bandwidth_hz[k], self.values_per_example)
-            if cfg.clip_norm > 0:
-                noise[k] = cfg.clip_norm * z
-                q = min(1.0, cfg.batch_size / self.trainer.examples[k])
-                self.accountants[k].step(z, q, cfg.local_steps)
-        self.trainer.noise_std = noise
+        uplinks = self.privacy.apply(
+            self.trainer, devices, {k: a[k] / bandwidth_hz[k] for k in devices}
+        )
         result = self.trainer.run_round(list(devices))
         rates = np.zeros(len(self.profiles))
         for k in devices:
@@ -110,19 +122,36 @@ class ScheduledJob:
             delay = max(delay, d)
             energy += e[0]
         self.scheduler.observe(delay)
-        epsilon = (
-            max((acc.epsilon(self.delta) for acc in self.accountants), default=0.0)
-            if cfg.clip_norm > 0
-            else float("inf")  # nothing clipped, so the noise bounds nothing
+        epsilon = self.privacy.epsilon(self.delta)  # inf when nothing is clipped
+        outside = tuple(sorted({*self.privacy.outside_epsilon(), *result.outside_epsilon}))
+        return JobRound(
+            result,
+            tuple(devices),
+            delay,
+            energy,
+            epsilon,
+            uplinks=uplinks,
+            outside_epsilon=outside,
         )
-        return JobRound(result, tuple(devices), delay, energy, epsilon)
 
     def run_round(self, available: Iterable[int] | None = None) -> JobRound:
-        """One round on the job's own bandwidth: plan, then train what was planned."""
+        """One round on the job's own bandwidth: plan, then train what was planned.
+
+        When no device can finish under the scheduler's ``max_round_delay_s`` (every
+        channel in a deep fade), the job waits for the fading to move on, one slot at a
+        time, up to MAX_WAIT_SLOTS slots, rather than train a round past the cap."""
         if self.bandwidth_hz <= 0:
             raise TrainingConfigError("run_round needs the job's bandwidth_hz (> 0)")
-        schedule = self.plan(
-            available if available is not None else range(len(self.profiles)), self.bandwidth_hz
-        )
+        ids = list(available) if available is not None else list(range(len(self.profiles)))
+        for _ in range(MAX_WAIT_SLOTS):
+            schedule = self.plan(ids, self.bandwidth_hz)
+            if schedule.devices:
+                break
+        else:
+            raise TrainingConfigError(
+                f"no device could finish a round within max_round_delay_s "
+                f"({self.scheduler.config.round_cap_s} s) in {MAX_WAIT_SLOTS} slots: raise "
+                "max_round_delay_s or the bandwidth, or lower the upload"
+            )
         trained = self.train(schedule.devices, schedule.bandwidth_hz)
         return replace(trained, schedule=schedule)

@@ -5,6 +5,8 @@ runs the frozen encoder + LoRA and sends the pooled vector down; the device
 applies its head and the loss, sends the gradient of the pooled vector up; the
 server back-propagates through the encoder (LoRA gradients) and sends the
 gradient of the tokens down; the device back-propagates through its embedding.
+Both uplinks (tokens, pooled gradients) go through the transport's clipping and
+channel noise when it has them set (:mod:`training.transport`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def split_step(
     loss = loss_fn(logits, y)
     loss.backward()
     assert pooled_at_device.grad is not None
-    pooled.backward(transport.up(pooled_at_device.grad, "pooled-gradient", noisy=False))
+    # the pooled gradients carry the labels: clipped and noisy, or listed outside epsilon
+    pooled.backward(transport.up_gradient(pooled_at_device.grad))
     assert tokens_at_server.grad is not None
     tokens.backward(transport.down(tokens_at_server.grad, "token-gradient"))
     return loss.detach(), logits.detach()
