@@ -15,7 +15,8 @@ Its part of an epoch, in order:
 
 It joins every region with a deposit and posts the job on the root
 (:meth:`Coordinator.join`). A collaborative training pool is bought the same way
-(:meth:`Coordinator.bid_pool`).
+(:meth:`Coordinator.bid_pool`). A run with several training jobs has a coordinator
+for each (:class:`Jobs`); they compete for the same devices and bands.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from .errors import AgentError
 from .roles import DEVICE, SERVER, UNIT_WEI
 from .strategies import BiddingStrategy
 
-__all__ = ["ETH", "Coordinator", "RoundDone"]
+__all__ = ["ETH", "Coordinator", "Jobs", "RoundDone"]
 
 ETH = 10**18
 SPECTRUM_VALUE_WEI = 4 * UNIT_WEI  # what one uplink channel is worth to the job, per epoch
@@ -298,3 +299,118 @@ class Coordinator:
             spend,
             gas=300_000,
         )
+
+
+@dataclass
+class Jobs:
+    """The training coordinators of a run, each with its own job, budget and strategy;
+    they bid for the same devices and bands, so each region's mechanism decides between
+    them. Each trains with the devices it won and closes and confirms only its leases."""
+
+    coordinators: list[Coordinator]
+    last: dict[int, tuple[float, float | None]] = field(default_factory=dict)  # loss, accuracy
+
+    @property
+    def first(self) -> Coordinator:
+        return self.coordinators[0]
+
+    @staticmethod
+    def address(coordinator: Coordinator) -> str:
+        return next(iter(coordinator.traders.values())).address
+
+    def own(
+        self, coordinator: Coordinator, leases: Sequence[tuple[int, LeaseRecord]]
+    ) -> list[tuple[int, LeaseRecord]]:
+        """The leases ``coordinator`` bought (other buyers' leases are theirs to close)."""
+        me = self.address(coordinator)
+        return [(r, rec) for r, rec in leases if rec.buyer == me]
+
+    async def bid(
+        self,
+        ledger: TieredLedger,
+        slot: int,
+        on_offer: Mapping[int, int],
+        offered_hz: float,
+        refused: Callable[[str], None],
+    ) -> int:
+        """Every coordinator bids for slot ``slot``; returns the orders admitted."""
+        admitted = 0
+        for coordinator in self.coordinators:
+            admitted += await coordinator.bid(ledger, slot, on_offer, offered_hz, refused)
+        return admitted
+
+    def train(
+        self,
+        epoch: int,
+        working: Mapping[int, int],
+        leased: Mapping[int, tuple[int, LeaseRecord]],
+        leases: Sequence[tuple[int, LeaseRecord]],
+        channel_width_hz: Mapping[int, int],
+        note: Callable[[str], None],
+    ) -> list[RoundDone | None]:
+        """Each coordinator trains a round with the ``working`` devices (index -> region)
+        whose lease (``leased``: index -> (region, lease)) it holds, on the spectrum it
+        leased; one entry per coordinator (None: no round)."""
+        dones: list[RoundDone | None] = []
+        for c in self.coordinators:
+            me = self.address(c)
+            mine = {k: r for k, r in working.items() if leased[k][1].buyer == me}
+            if c.training and not mine:
+                note("no device leases settled: the round waits")
+            spectrum_hz: dict[int, float] = {}
+            for r, rec in self.own(c, leases):
+                if rec.kind == Kind.SPECTRUM:
+                    spectrum_hz[r] = spectrum_hz.get(r, 0) + rec.units * channel_width_hz[r]
+            done = c.train(epoch, mine, spectrum_hz, channel_width_hz)
+            if done is not None:
+                self.last[c.job_id] = done.loss, done.accuracy
+                if len(self.coordinators) > 1:  # which job's round (one job: as it always was)
+                    done.row["job"] = c.job_id
+            dones.append(done)
+        return dones
+
+    def close_leases(
+        self,
+        ledger: TieredLedger,
+        leases: Sequence[tuple[int, LeaseRecord]],
+        dropped_sellers: set[str],
+        refused: Callable[[str], None],
+    ) -> tuple[dict[int, int], list[int]]:
+        """Every coordinator closes its own leases; returns (defaults per region, the wei
+        each coordinator owes its sellers)."""
+        defaults: dict[int, int] = {}
+        spent = []
+        for c in self.coordinators:
+            mine, owed = c.close_leases(ledger, self.own(c, leases), dropped_sellers, refused)
+            for r, n in mine.items():
+                defaults[r] = defaults.get(r, 0) + n
+            spent.append(owed)
+        return defaults, spent
+
+    async def confirm(
+        self,
+        dones: Sequence[RoundDone | None],
+        spent_wei: Sequence[int],
+        write_line: Callable[[str], None],
+    ) -> None:
+        for c, done, spent in zip(self.coordinators, dones, spent_wei, strict=True):
+            if done is not None:
+                await c.confirm(done, spent, write_line)
+
+    def observe(self, clearing_price_wei: int) -> None:
+        for c in self.coordinators:
+            c.strategy.observe(clearing_price_wei)
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Each job's figures for ``summary.json`` (several coordinators)."""
+        return [
+            {
+                "job_id": c.job_id,
+                "address": self.address(c),
+                "rounds": c.round,
+                "final_loss": self.last.get(c.job_id, (None, None))[0],
+                "final_accuracy": self.last.get(c.job_id, (None, None))[1],
+                "budget_left_wei": str(c.budget_left_wei),
+            }
+            for c in self.coordinators
+        ]

@@ -3,12 +3,13 @@
 AgentError
 ├── ScenarioError     a scenario file is unreadable or invalid: file, field, expectation
 ├── RunDirError       a run directory cannot be claimed or resumed (in use, not empty, ...)
+├── ExperimentError   an experiment file (sweep) or a sweep directory is invalid
 └── RootUnavailable   the root chain's node stopped answering: the run cannot go on
 """
 
 from __future__ import annotations
 
-__all__ = ["AgentError", "RootUnavailable", "RunDirError", "ScenarioError"]
+__all__ = ["AgentError", "ExperimentError", "RootUnavailable", "RunDirError", "ScenarioError"]
 
 
 class AgentError(Exception):
@@ -17,6 +18,11 @@ class AgentError(Exception):
 
 class ScenarioError(AgentError, ValueError):
     """A scenario file is invalid; the message names the file, the field and what was expected."""
+
+
+class ExperimentError(AgentError, ValueError):
+    """An experiment file or a sweep's output is unusable; the message names the file, the
+    key and what to do (an unknown scenario field comes with the nearest known one)."""
 
 
 class RunDirError(AgentError):

@@ -3,12 +3,15 @@
 Every random choice is drawn from the generators handed in, in a fixed order,
 so the same scenario and seed give the same participants: terrestrial
 operators, satellite operators, edge servers, edge devices (each with its own
-key from the seed and its own generator), then the training job the
-coordinator buys for (its task, model, trainer, devices' channels, scheduler).
+key from the seed and its own generator), the spectrum buyers (uplink, then
+operators; with ``[demand]``), then the training job each coordinator buys for (its
+task, model, trainer, devices' channels, scheduler). Reserves come from the
+scenario's ``[reserves]`` distributions, or the draws scenarios always had.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,13 +22,21 @@ from ledger.records import Joiner, Role
 from ledger.region import Trader
 from ledger.tiered import TieredLedger, derive_key
 from training.channel import ChannelState, DeviceProfile
-from training.config import ChannelConfig, EncoderConfig, FederatedConfig, LoraSettings
+from training.config import (
+    ChannelConfig,
+    EncoderConfig,
+    FederatedConfig,
+    LoraSettings,
+    PrivacyConfig,
+)
 from training.federated import FederatedTrainer
 from training.job import ScheduledJob
 from training.models import ServerModel, build_encoder, load_minilm
 from training.scheduler import LyapunovScheduler, SchedulerConfig
 from training.tasks import channel_prediction_task, sensor_task
 
+from .buyers import OperatorBuyer, SpectrumBuyer, UplinkBuyer
+from .demand import Distribution
 from .roles import (
     UNIT_WEI,
     Agent,
@@ -57,9 +68,25 @@ class Population:
     def satellites(self) -> list[SatelliteOperator]:
         return [a for a in self.agents if isinstance(a, SatelliteOperator)]
 
+    @property
+    def buyers(self) -> list[SpectrumBuyer]:
+        """The spectrum buyers that are not a training job (uplink, operators)."""
+        return [a for a in self.agents if isinstance(a, SpectrumBuyer)]
+
+
+def _reserve(
+    named: Distribution | None, rng: np.random.Generator, low: float, high: float, units: int = 1
+) -> int:
+    """A seller's reserve: from the scenario's distribution when it names one, else
+    ``units`` x UNIT_WEI x uniform(low, high), the draw scenarios always had."""
+    if named is not None:
+        return named.draw(rng)
+    return int(units * UNIT_WEI * rng.uniform(low, high))
+
 
 def build_population(scenario: Scenario, rng: np.random.Generator) -> Population:
-    """The sellers of ``scenario``; reserve prices are drawn from ``rng``."""
+    """The sellers of ``scenario``, then its spectrum buyers; reserve prices are drawn
+    from ``rng`` (buyers value channels per epoch: :class:`agents.buyers.DemandSide`)."""
     sc, seed = scenario, scenario.seed
     regions = [r.region_id for r in sc.regions]
     channels = {r.region_id: r.num_channels for r in sc.regions}
@@ -96,7 +123,7 @@ def build_population(scenario: Scenario, rng: np.random.Generator) -> Population
             (r,),
             lo=lo,
             hi=min(channels[r], lo + width),
-            reserve_wei=int(UNIT_WEI * rng.uniform(0.5, 1.5)),
+            reserve_wei=_reserve(sc.reserves.terrestrial_operators, rng, 0.5, 1.5),
         )
     narrowest = min(channels[r] for r in regions)
     for i in range(p.satellite_operators):
@@ -108,7 +135,7 @@ def build_population(scenario: Scenario, rng: np.random.Generator) -> Population
             pass_epochs=2,
             lo=narrowest // 2,  # the upper half of every band it passes over
             hi=narrowest,
-            reserve_wei=int(UNIT_WEI * rng.uniform(0.3, 1)),
+            reserve_wei=_reserve(sc.reserves.satellite_operators, rng, 0.3, 1),
         )
     for i in range(p.edge_servers):
         make(
@@ -116,7 +143,7 @@ def build_population(scenario: Scenario, rng: np.random.Generator) -> Population
             f"edge-server-{i}",
             Role.EDGE_SERVER,
             (regions[i % len(regions)],),
-            reserve_wei=int(2 * UNIT_WEI * rng.uniform(0.5, 1.5)),
+            reserve_wei=_reserve(sc.reserves.edge_servers, rng, 0.5, 1.5, units=2),
         )
     for i in range(p.edge_devices):
         make(
@@ -125,7 +152,27 @@ def build_population(scenario: Scenario, rng: np.random.Generator) -> Population
             Role.EDGE_DEVICE,
             (regions[i % len(regions)],),
             index=i,
-            reserve_wei=int(UNIT_WEI * rng.uniform(0.5, 2)),
+            reserve_wei=_reserve(sc.reserves.edge_devices, rng, 0.5, 2),
+        )
+    demand = sc.demand
+    for i in range(p.uplink_buyers):
+        assert demand is not None, "a scenario with buyers has [demand]"
+        make(
+            UplinkBuyer,
+            f"uplink-{i}",
+            Role.EDGE_DEVICE,
+            (regions[i % len(regions)],),
+            **({"value": demand.uplink_value} if demand.uplink_value else {}),
+        )
+    for i in range(p.operator_buyers):
+        assert demand is not None, "a scenario with buyers has [demand]"
+        make(
+            OperatorBuyer,
+            f"operator-buyer-{i}",
+            Role.TERRESTRIAL,
+            (regions[i % len(regions)],),
+            band=(narrowest // 2, narrowest),  # what the satellites offer
+            **({"value": demand.operator_value} if demand.operator_value else {}),
         )
     return Population(agents)
 
@@ -153,6 +200,12 @@ def build_job(scenario: Scenario) -> ScheduledJob:
             rounds=sc.job.rounds,
             seed=sc.seed,
             clip_norm=sc.job.clip_norm,
+            privacy=PrivacyConfig(
+                target_epsilon=sc.job.target_epsilon,
+                target_noise_multiplier=sc.job.target_noise_multiplier,
+                gradient_clip_norm=sc.job.gradient_clip_norm,
+                over_the_air_clip_norm=sc.job.over_the_air_clip_norm,
+            ),
             threads=sc.job.threads,
         ),
     )
@@ -172,6 +225,7 @@ def build_job(scenario: Scenario) -> ScheduledJob:
             upload_bits=UPLOAD_BITS,
             compute_flops=COMPUTE_FLOPS,
             max_devices=min(n, sc.job.devices_per_round),
+            max_round_delay_s=sc.job.max_round_delay_s,
         )
     )
     return ScheduledJob(
@@ -179,15 +233,17 @@ def build_job(scenario: Scenario) -> ScheduledJob:
     )
 
 
-async def join_all(ledger: TieredLedger, population: Population, buyers: dict[int, Joiner]) -> int:
+async def join_all(
+    ledger: TieredLedger, population: Population, buyers: Mapping[int, Sequence[Joiner]]
+) -> int:
     """Every agent signs its registration in each of its regions, and the ledger's
-    operator joins each region's agents (and ``buyers``: region -> the coordinator's
-    entry) in a few ``join`` batches; returns the transactions sent."""
+    operator joins each region's agents (and ``buyers``: region -> the coordinators'
+    entries) in a few ``join`` batches; returns the transactions sent."""
     joiners: dict[int, list[Joiner]] = {r: [] for r in ledger.regions}
     for agent in population.agents:
         for r in agent.regions:
             rt = ledger.regions[r]
             joiners[r].append(agent.joiner(r, Trader(agent.key, rt.market, rt.client)))
-    for r, joiner in buyers.items():
-        joiners[r].append(joiner)
+    for r, entries in buyers.items():
+        joiners[r].extend(entries)
     return sum([await ledger.regions[r].join(batch) for r, batch in joiners.items()])

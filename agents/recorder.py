@@ -48,6 +48,16 @@ METRICS_FIELDS = [
     "epsilon",
     "devices",
     "note",
+    # a round's job, when the run has several (the job id on the root)
+    "job",
+    # the spectrum buyers' orders (agents.buyers.DEMAND_FIELDS), when the run has [demand]
+    "capacity_channels",
+    "arrivals",
+    "turned_away",
+    "offered",
+    "served",
+    "expired",
+    "backlog",
 ]
 
 
@@ -113,10 +123,17 @@ class Recorder:
         self._file.flush()
 
     def region_row(
-        self, epoch: int, region: int, outcome: EpochOutcome, channels: int, defaults: int
+        self,
+        epoch: int,
+        region: int,
+        outcome: EpochOutcome,
+        channels: int,
+        defaults: int,
+        **demand: int,
     ) -> None:
         """A region's epoch: its clearing price, the share of offered channels leased
-        (``channels`` offered), welfare, leases, defaults, and why it did not settle."""
+        (``channels`` offered), welfare, leases, defaults, why it did not settle, and the
+        spectrum buyers' ``demand`` figures (arrivals, served, backlog, ...)."""
         used = sum(rec.units for rec in outcome.leases if rec.kind == Kind.SPECTRUM)
         self.row(
             kind="region",
@@ -128,6 +145,7 @@ class Recorder:
             leases=len(outcome.leases),
             defaults=defaults,
             note=outcome.reason,  # why it did not settle, or how (its answer was lost)
+            **demand,
         )
 
     def round_line(self, line: str) -> None:

@@ -2,7 +2,8 @@
 
 Each agent has its own key, a seeded random generator, and a :class:`Trader`
 on every region it works in. Sellers sign offers; the training job's buyer is
-:class:`agents.coordinator.Coordinator`.
+:class:`agents.coordinator.Coordinator`, the other spectrum buyers are
+:mod:`agents.buyers`.
 
 - :class:`SatelliteOperator`: its orbit gives it passes over the regions in turn;
   each pass yields one band offer for the pass's whole time window, signed once

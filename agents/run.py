@@ -9,8 +9,10 @@ out (their bond is slashed), and the round is confirmed on the root. These steps
 go to each region's chain with its next settlement (one transaction per region per
 epoch; the last epoch's in one batch at the end). All agents share one event loop.
 
-Who does what: sellers offer (:mod:`agents.roles`), the coordinator bids, trains
-and confirms (:mod:`agents.coordinator`), :mod:`agents.population` builds them
+Who does what: sellers offer (:mod:`agents.roles`), the coordinators (one per
+training job) bid, train and confirm (:mod:`agents.coordinator`), the other spectrum
+buyers' orders arrive, wait in a backlog and bid (:mod:`agents.buyers`, with
+``[demand]``), all through the same sequencers; :mod:`agents.population` builds them
 from the scenario, :mod:`agents.recorder` writes the run directory. Failures
 (device dropouts, a region outage, agent crashes) are injected here; regions whose
 node stops answering are taken out and brought back by :mod:`agents.outages`, and
@@ -35,11 +37,13 @@ import numpy as np
 from ledger.census import chain_transactions, peak_rss_mib
 from ledger.chain import ChainFactory, EmbeddedChains
 from ledger.errors import NODE_ERRORS
-from ledger.records import Kind, LeaseRecord
+from ledger.mechanisms import Book
+from ledger.records import Kind, LeaseRecord, channel_mask
 from ledger.region import EpochOutcome, OrderRefused, StepRefused
 from ledger.tiered import TieredLedger, derive_key
 
-from .coordinator import ETH, Coordinator
+from .buyers import DemandSide
+from .coordinator import ETH, Coordinator, Jobs
 from .errors import RootUnavailable
 from .outages import Outages
 from .population import Population, build_job, build_population, join_all
@@ -86,6 +90,7 @@ class Simulation:
         chains: ChainFactory | None = None,
         progress: Callable[[EpochReport], None] | None = None,
         resume: bool = False,
+        books: Callable[[Book], None] | None = None,
     ) -> None:
         self.scenario = scenario
         self.out = out
@@ -93,6 +98,9 @@ class Simulation:
             out / "chains", genesis_timestamp=scenario.genesis_timestamp
         )
         self.progress = progress or (lambda report: None)
+        # each region-epoch's frozen book, as its committee allocated it (compare's
+        # replay: agents/experiments/books.py); picklable, as a checkpoint keeps it
+        self.books = books
         self.rng = np.random.default_rng(scenario.seed)  # failure injection (and reserves)
         self.length = scenario.epoch_length_s
         self.base_slot = scenario.genesis_timestamp // self.length + 2
@@ -110,18 +118,16 @@ class Simulation:
         sc = self.scenario
         self.population: Population = build_population(sc, self.rng)
         self.devices = self.population.devices
-        self.coordinator = Coordinator(
-            derive_key(sc.seed, "coordinator"),
-            build_job(sc),
-            make_strategy(sc.coordinator_strategy, sc.shade),
-            sc.job.rounds,
-        )
+        self.jobs = Jobs([_coordinator(sc, k) for k in range(sc.participants.coordinators)])
+        self.coordinator = self.jobs.first  # what a checkpoint names the job by
+        self.demand = DemandSide.of(sc.demand, self.population.buyers, sc.seed)
         await self._set_time(self.window(0)[0] - self.length)
         deposit = int(sc.job.budget_eth * ETH) // len(sc.regions)
-        await join_all(self.ledger, self.population, self.coordinator.joiners(self.ledger, deposit))
-        await self.coordinator.post_job(
-            self.ledger, spec_hash=hashlib.sha256(sc.path.read_bytes()).digest()
-        )
+        entries = [c.joiners(self.ledger, deposit) for c in self.jobs.coordinators]
+        buying = {r: [e[r] for e in entries] for r in entries[0]}
+        await join_all(self.ledger, self.population, buying)
+        for c in self.jobs.coordinators:
+            await c.post_job(self.ledger, spec_hash=hashlib.sha256(sc.path.read_bytes()).digest())
         self.device_of = {d.traders[d.regions[0]].address: d for d in self.devices.values()}
 
     # -- one epoch ---------------------------------------------------------------------------
@@ -143,42 +149,8 @@ class Simulation:
             except NODE_ERRORS as exc:
                 self.outages.lost(r, exc)
 
-    async def _offers(
-        self, epoch: int, report: EpochReport
-    ) -> tuple[dict[int, int], dict[int, int]]:
-        """Every live seller offers; returns (spectrum channels offered per region, the
-        devices on offer: index -> region)."""
-        offered: dict[int, int] = {}
-        on_offer: dict[int, int] = {}
-        slot = self.base_slot + epoch
-        for r, rt in self.ledger.regions.items():
-            offered[r] = 0
-            if r in self.outages.unanswered:
-                continue
-            try:
-                await rt.sequencer.open(slot)
-            except NODE_ERRORS as exc:
-                self.outages.lost(r, exc)
-                continue
-            window = rt.sequencer.window(slot)
-            for agent in self.population.agents:
-                if r not in agent.regions or not agent.alive(epoch):
-                    continue
-                for signed in agent.offers(epoch, r, window):
-                    try:
-                        await rt.sequencer.submit_offer(signed)
-                    except OrderRefused as exc:
-                        report.notes.append(f"{agent.name}: {exc.reason}")
-                        continue
-                    report.offers += 1
-                    if signed.offer.kind == Kind.SPECTRUM:
-                        offered[r] += signed.offer.hi - signed.offer.lo
-                    elif isinstance(agent, EdgeDevice):
-                        on_offer[agent.index] = r
-        return offered, on_offer
-
     async def run_epoch(self, epoch: int) -> EpochReport:
-        sc, coordinator = self.scenario, self.coordinator
+        sc, jobs, demand = self.scenario, self.jobs, self.demand
         report = EpochReport(epoch)
         start = self.window(epoch)[0]
         began = time.perf_counter()
@@ -187,15 +159,14 @@ class Simulation:
         for r, found in self.outages.found:  # their epochs' rows said "not settled"
             self.recorder.region_row(found.epoch - self.base_slot, r, found, 0, 0)
         self.outages.found.clear()
-        offered, on_offer = await self._offers(epoch, report)
+        offered, on_offer, supply = await _offers(self, epoch, report)
         widths = {r: rt.config.channel_width_hz for r, rt in self.ledger.regions.items()}
-        report.bids += await coordinator.bid(
-            self.ledger,
-            self.base_slot + epoch,
-            on_offer,
-            sum(offered[r] * widths[r] for r in offered),
-            report.notes.append,
-        )
+        slot = self.base_slot + epoch
+        sequencers = {r: rt.sequencer for r, rt in self.ledger.regions.items()}
+        hz = sum(offered[r] * widths[r] for r in offered)
+        report.bids += await jobs.bid(self.ledger, slot, on_offer, hz, report.notes.append)
+        if demand is not None:  # the other buyers' orders, through the same sequencers
+            report.bids += await demand.bid(epoch, slot, sequencers, supply, report.notes.append)
         report.submit_s = time.perf_counter() - began
         outcomes = await self.ledger.settle_all(
             timeout_s=self.settle_timeout_s,
@@ -203,38 +174,44 @@ class Simulation:
             skip=down | self.outages.unanswered,
         )
         report.settle_s = time.perf_counter() - began - report.submit_s
-        mine, participants, spectrum_hz = _settled(outcomes, widths, self.device_of, report)
+        if self.books is not None:
+            for book in (o.book for o in outcomes.values() if o.book is not None):
+                self.books(book)
+        mine, participants = _settled(outcomes, self.device_of, report)
         # dropouts: a device that drops mid-round sends no heartbeat and trains nothing
         dropped = {
             k for k in sorted(participants) if self.rng.random() < sc.failures.device_dropout
         }
         await self._set_time(start + self.length // 4)
         working = _heartbeats(self, participants, dropped, epoch, start + self.length // 4, report)
-        if coordinator.training and not working:
-            report.notes.append("no device leases settled: the round waits")
         trained = time.perf_counter()
-        done = coordinator.train(epoch, working, spectrum_hz, widths)
+        dones = jobs.train(epoch, working, participants, mine, widths, report.notes.append)
+        done = next((d for d in dones if d is not None), None)
         report.train_s = time.perf_counter() - trained if done is not None else 0.0
         await self._set_time(start + 3 * self.length // 4)
         gone = {self.devices[k].traders[participants[k][0]].address for k in dropped}
         # completions and defaults go with each region's next settlement, with the
         # expiries its committee finds due (ledger/region/lifecycle.py)
-        defaults, spent = coordinator.close_leases(self.ledger, mine, gone, report.notes.append)
+        defaults, spent = jobs.close_leases(self.ledger, mine, gone, report.notes.append)
+        if demand is not None:
+            demand.close(sequencers, demand.settled(epoch, outcomes), report.notes.append)
         for k in dropped:
             self.devices[k].rest(epoch + 1)  # replaced next epoch
         report.defaults = sum(defaults.values())
         if done is not None:
             report.round_loss, report.round_accuracy = done.loss, done.accuracy
             try:
-                await coordinator.confirm(done, spent, self.recorder.round_line)
+                await jobs.confirm(dones, spent, self.recorder.round_line)
             except NODE_ERRORS as exc:
                 raise Outages.root_lost(exc) from exc
         for r, outcome in outcomes.items():
-            self.recorder.region_row(epoch, r, outcome, offered.get(r, 0), defaults.get(r, 0))
-        if done is not None:
-            self.recorder.row(**done.row)
+            figures = demand.row(r) if demand is not None else {}
+            self.recorder.region_row(epoch, r, outcome, offered[r], defaults.get(r, 0), **figures)
+        for d in dones:
+            if d is not None:
+                self.recorder.row(**d.row)
         if report.prices:
-            coordinator.strategy.observe(max(report.prices.values()))
+            jobs.observe(max(report.prices.values()))
         report.wall_s = time.perf_counter() - began
         return report
 
@@ -298,6 +275,8 @@ class Simulation:
             "rounds": len(rounds),
             "final_loss": rounds[-1].round_loss if rounds else None,
             "final_accuracy": rounds[-1].round_accuracy if rounds else None,
+            # what the epsilon covers, and the uplinks sent noise-free that it does not
+            "privacy": _privacy(getattr(getattr(self, "coordinator", None), "job", None)),
             "satellite_signatures": sum(s.signatures for s in population.satellites),
             "history_sha256": digest,
             "chain_transactions": await chain_transactions(self.ledger),
@@ -308,6 +287,7 @@ class Simulation:
                 s: sum(1 for h in history if h["state"] == s)
                 for s in sorted({h["state"] for h in history})
             },
+            **_demand_and_jobs(self),
         }
         self.recorder.write_summary(summary)
         await self.ledger.close()
@@ -315,10 +295,79 @@ class Simulation:
         return summary
 
 
+def _coordinator(sc: Scenario, k: int) -> Coordinator:
+    """The scenario's k-th training coordinator, with its own job (the first keeps the
+    key it always had)."""
+    return Coordinator(
+        derive_key(sc.seed, "coordinator" if k == 0 else f"coordinator-{k}"),
+        build_job(sc),
+        make_strategy(sc.coordinator_strategy, sc.shade),
+        sc.job.rounds,
+    )
+
+
+async def _offers(
+    sim: Simulation, epoch: int, report: EpochReport
+) -> tuple[dict[int, int], dict[int, int], dict[int, int]]:
+    """Every live seller offers; returns (spectrum channels offered per region, the
+    devices on offer: index -> region, the unprotected channels on offer per region that
+    is up: the spectrum buyers' capacity)."""
+    offered: dict[int, int] = {}
+    on_offer: dict[int, int] = {}
+    supply: dict[int, int] = {}
+    slot = sim.base_slot + epoch
+    for r, rt in sim.ledger.regions.items():
+        offered[r] = 0
+        if r in sim.outages.unanswered:
+            continue
+        try:
+            await rt.sequencer.open(slot)
+        except NODE_ERRORS as exc:
+            sim.outages.lost(r, exc)
+            continue
+        window = rt.sequencer.window(slot)
+        band = 0
+        for agent in sim.population.agents:
+            if r not in agent.regions or not agent.alive(epoch):
+                continue
+            for signed in agent.offers(epoch, r, window):
+                try:
+                    await rt.sequencer.submit_offer(signed)
+                except OrderRefused as exc:
+                    report.notes.append(f"{agent.name}: {exc.reason}")
+                    continue
+                report.offers += 1
+                o = signed.offer
+                if o.kind == Kind.SPECTRUM:
+                    offered[r] += o.hi - o.lo
+                    band |= channel_mask(o.lo, o.hi - o.lo)
+                elif isinstance(agent, EdgeDevice):
+                    on_offer[agent.index] = r
+        supply[r] = bin(band & ~rt.config.protected_mask).count("1")
+    return offered, on_offer, supply
+
+
+def _privacy(job: Any) -> dict[str, Any] | None:
+    """The job's privacy (training.privacy.UplinkPrivacy.summary); None without a job."""
+    return None if job is None else dict(job.privacy.summary())
+
+
 async def _advance(backend: Any, timestamp: int) -> None:
     head = int((await backend.web3.eth.get_block("latest"))["timestamp"])
     if timestamp > head:
         await backend.mine(timestamp)
+
+
+def _demand_and_jobs(sim: Simulation) -> dict[str, Any]:
+    """The spectrum buyers' totals and each job's figures, for runs that have them (the
+    quickstart's summary stays as it was)."""
+    extra: dict[str, Any] = {}
+    demand, jobs = getattr(sim, "demand", None), getattr(sim, "jobs", None)
+    if demand is not None:
+        extra["demand"] = demand.summary()
+    if jobs is not None and len(jobs.coordinators) > 1:
+        extra["jobs"] = jobs.summary()
+    return extra
 
 
 def _where_time_went(reports: list[EpochReport], wall_s: float) -> dict[str, float]:
@@ -361,15 +410,12 @@ def _heartbeats(
 
 def _settled(
     outcomes: dict[int, EpochOutcome],
-    widths: dict[int, int],
     device_of: dict[str, EdgeDevice],
     report: EpochReport,
-) -> tuple[list[tuple[int, LeaseRecord]], dict[int, tuple[int, LeaseRecord]], dict[int, float]]:
-    """The epoch's leases; the devices leased (index -> (region, lease)); the spectrum
-    leased per region in Hz."""
+) -> tuple[list[tuple[int, LeaseRecord]], dict[int, tuple[int, LeaseRecord]]]:
+    """The epoch's leases (every buyer's); the devices leased (index -> (region, lease))."""
     mine: list[tuple[int, LeaseRecord]] = []
     participants: dict[int, tuple[int, LeaseRecord]] = {}
-    spectrum_hz: dict[int, float] = {}
     for r, outcome in outcomes.items():
         if not outcome.settled:
             report.notes.append(f"region {r}: {outcome.reason}")
@@ -377,9 +423,7 @@ def _settled(
             mine.append((r, record))
             if record.kind == Kind.COMPUTE and record.seller in device_of:
                 participants[device_of[record.seller].index] = (r, record)
-            elif record.kind == Kind.SPECTRUM:
-                spectrum_hz[r] = spectrum_hz.get(r, 0) + record.units * widths[r]
         if outcome.settled and outcome.clearing_price_wei:
             report.prices[r] = outcome.clearing_price_wei
     report.leases = len(mine)
-    return mine, participants, spectrum_hz
+    return mine, participants

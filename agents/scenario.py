@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import difflib
 import math
-import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,9 +24,18 @@ from ledger.config import RegionConfig
 from ledger.errors import ConfigError
 from ledger.mechanisms import mechanism_names
 
+from ._toml import MAX_TOML_BYTES, read_toml
+from .demand import DEMAND_KEYS, RESERVE_KEYS, DemandSpec, Reserves, read_demand, read_reserves
 from .errors import ScenarioError
 
-__all__ = ["Failures", "JobSpec", "Participants", "Scenario", "load_scenario"]
+__all__ = [
+    "Failures",
+    "JobSpec",
+    "Participants",
+    "Scenario",
+    "load_scenario",
+    "scenario_from_dict",
+]
 
 MIN_BOND_WEI = 10**15  # a seller's bond must cover at least this
 
@@ -36,7 +44,7 @@ TASKS = ("sensor", "channel")
 MODELS = ("small", "minilm")
 
 # -- upper bounds: what one machine of this project (2 cores, 24 GiB) runs ----------------------
-MAX_FILE_BYTES = 1 << 20  # a scenario is a few KiB; a MiB is no scenario
+MAX_FILE_BYTES = MAX_TOML_BYTES  # a scenario is a few KiB; a MiB is no scenario
 MAX_NAME_CHARS = 64  # region and agent names: labels in files and reports
 MAX_INT = 2**63 - 1  # TOML's integers are 64-bit (seeds)
 # regions: each is a chain of its own (py-evm in this process, or an anvil)
@@ -51,6 +59,8 @@ MAX_AGENTS = 12_000  # all kinds together
 MAX_EDGE_DEVICES = 10_000  # each also gets a data partition and a channel profile
 MAX_OPERATORS = 1_000  # terrestrial operators; and edge servers
 MAX_SATELLITE_OPERATORS = 100  # each offers in every region, every epoch
+MAX_COORDINATORS = 8  # each trains its own job for real every round, on 2 cores
+MAX_BUYERS = 2_000  # spectrum buyers (uplink, operators): each signs a bid per waiting order
 # time: every epoch settles every region on chain (the quickstart: under 2 s an epoch here)
 MAX_EPOCHS = 1_000  # about half an hour at the quickstart's size; and rounds <= epochs
 MAX_EPOCH_LENGTH_S = 7 * 86_400  # a slot of a week at most
@@ -59,9 +69,11 @@ MAX_TIMESTAMP = 2**32 - 1  # genesis: a 32-bit Unix time (2106); block times sta
 MAX_DEVICES_PER_ROUND = 1_000  # and at most the edge devices there are
 MAX_LORA_RANK = {"small": 64, "minilm": 384}  # the encoder's hidden size: no rank above it helps
 MAX_DELAY_BUDGET_S = 3_600.0  # the scheduler's average delay per round: an hour is no budget
+MAX_ROUND_DELAY_S = 86_400.0  # the scheduler's cap on one round: a day is no cap
 MAX_V = 1e6  # the Lyapunov weight: beyond it the delay queue no longer counts
 MAX_BUDGET_ETH = 1_000.0  # the coordinator's deposit, from a funded development account
 MAX_CLIP_NORM = 1e6  # activation clipping: beyond it nothing is clipped
+MAX_EPSILON = 1e6  # a privacy target (epsilon or noise multiplier): beyond it, no privacy
 MAX_THREADS = 256  # intra-op threads: more than a machine has cores only contend
 
 # Every key each table may hold (a path names a table; "[]" an array of tables).
@@ -77,6 +89,8 @@ KEYS: dict[str, tuple[str, ...]] = {
         "strategies",
         "job",
         "failures",
+        "demand",
+        "reserves",
     ),
     "regions[]": (
         "id",
@@ -95,6 +109,8 @@ KEYS: dict[str, tuple[str, ...]] = {
         "edge_servers",
         "edge_devices",
         "coordinators",
+        "uplink_buyers",
+        "operator_buyers",
     ),
     "strategies": ("coordinator", "shade"),
     "job": (
@@ -108,8 +124,15 @@ KEYS: dict[str, tuple[str, ...]] = {
         "lora_rank",
         "clip_norm",
         "threads",
+        "target_epsilon",
+        "target_noise_multiplier",
+        "gradient_clip_norm",
+        "over_the_air_clip_norm",
+        "max_round_delay_s",
     ),
     "failures": ("device_dropout", "region_outage", "agent_crashes"),
+    "demand": DEMAND_KEYS,
+    "reserves": RESERVE_KEYS,
     "failures.region_outage": ("region", "from_epoch", "to_epoch"),
     "failures.agent_crashes[]": ("agent", "epoch"),
 }
@@ -122,16 +145,13 @@ class Participants:
     edge_servers: int
     edge_devices: int
     coordinators: int
+    uplink_buyers: int = 0  # edge devices' own uplink traffic: spectrum buyers
+    operator_buyers: int = 0  # terrestrial operators buying satellite spectrum
 
     @property
     def total(self) -> int:
-        return (
-            self.satellite_operators
-            + self.terrestrial_operators
-            + self.edge_servers
-            + self.edge_devices
-            + self.coordinators
-        )
+        """Every agent of every kind (each field counts one kind)."""
+        return sum(getattr(self, f.name) for f in fields(self))
 
 
 @dataclass(frozen=True)
@@ -148,6 +168,14 @@ class JobSpec:
     threads: int | Literal["auto"] = (
         "auto"  # "auto": one thread for a small model (training.threads)
     )
+    # privacy (training.privacy; 0 turns each off): power control towards a target epsilon
+    # or noise multiplier; pooled gradients and device modules sent noisy when clipped
+    target_epsilon: float = 0.0
+    target_noise_multiplier: float = 0.0
+    gradient_clip_norm: float = 0.0
+    over_the_air_clip_norm: float = 0.0
+    # the scheduler plans no round above this; None: 4 x delay_budget_s (training.scheduler)
+    max_round_delay_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +214,8 @@ class Scenario:
     shade: float
     job: JobSpec
     failures: Failures = field(default_factory=Failures)
+    demand: DemandSpec | None = None  # None: the coordinators are the only buyers
+    reserves: Reserves = field(default_factory=Reserves)
 
 
 def _cut(text: str) -> str:
@@ -306,40 +336,16 @@ def _threads(j: _Reader) -> int | Literal["auto"]:
     return value  # type: ignore[no-any-return]
 
 
-def _read(path: Path) -> dict[str, Any]:
-    """The file's TOML: every way it can fail is one line naming it."""
-    try:
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: no such scenario file") from None
-    except IsADirectoryError:
-        raise ScenarioError(f"{path}: is a directory, expected a scenario file (TOML)") from None
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot be read: {exc.strerror or exc}") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise ScenarioError(
-            f"{path.name}: expected a scenario file of at most {MAX_FILE_BYTES} bytes, got more"
-        )
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(
-            f"{path.name}: expected UTF-8 text (TOML), got byte 0x{raw[exc.start]:02x} "
-            f"at offset {exc.start}: not a text file?"
-        ) from None
-    try:
-        return tomllib.loads(text)
-    except ValueError as exc:  # TOMLDecodeError, and integers too long to convert
-        raise ScenarioError(f"{path.name}: not valid TOML: {exc}") from None
-    except RecursionError:
-        raise ScenarioError(f"{path.name}: not valid TOML: nested too deeply") from None
-
-
 def load_scenario(path: Path | str) -> Scenario:
     """Read and validate a scenario file."""
     path = Path(path)
-    data = _read(path)
+    return scenario_from_dict(read_toml(path), path)
+
+
+def scenario_from_dict(data: dict[str, Any], path: Path | str) -> Scenario:
+    """Validate a scenario's parsed TOML, named ``path`` in its errors and its result, so
+    that an experiment checks every grid point's overrides before any run is written."""
+    path = Path(path)
     top = _Reader(path, data, "", "")
     mechanisms = mechanism_names()
     length = top.int("epoch_length_s", 3600, 60, MAX_EPOCH_LENGTH_S)
@@ -384,7 +390,9 @@ def load_scenario(path: Path | str) -> Scenario:
         terrestrial_operators=p.int("terrestrial_operators", 1, 1, MAX_OPERATORS),
         edge_servers=p.int("edge_servers", 1, 1, MAX_OPERATORS),
         edge_devices=p.int("edge_devices", 10, 1, MAX_EDGE_DEVICES),
-        coordinators=p.int("coordinators", 1, 1, 1),
+        coordinators=p.int("coordinators", 1, 1, MAX_COORDINATORS, "each trains a job every round"),
+        uplink_buyers=p.int("uplink_buyers", 0, 0, MAX_BUYERS),
+        operator_buyers=p.int("operator_buyers", 0, 0, MAX_BUYERS),
     )
     if participants.total > MAX_AGENTS:
         raise ScenarioError(
@@ -414,7 +422,32 @@ def load_scenario(path: Path | str) -> Scenario:
         ),
         clip_norm=j.float("clip_norm", 1.0, 0.0, MAX_CLIP_NORM),
         threads=_threads(j),
+        target_epsilon=j.float("target_epsilon", 0.0, 0.0, MAX_EPSILON),
+        target_noise_multiplier=j.float("target_noise_multiplier", 0.0, 0.0, MAX_EPSILON),
+        gradient_clip_norm=j.float("gradient_clip_norm", 0.0, 0.0, MAX_CLIP_NORM),
+        over_the_air_clip_norm=j.float("over_the_air_clip_norm", 0.0, 0.0, MAX_CLIP_NORM),
+        max_round_delay_s=(
+            j.float("max_round_delay_s", 0.0, 1e-6, MAX_ROUND_DELAY_S)
+            if "max_round_delay_s" in j.table
+            else None
+        ),
     )
+    if job.max_round_delay_s is not None and job.max_round_delay_s < job.delay_budget_s:
+        raise j.fail(
+            "max_round_delay_s",
+            f">= delay_budget_s ({job.delay_budget_s}): a cap below the average budget "
+            "leaves the budget moot (lower delay_budget_s instead, or leave the cap out "
+            "for 4 x delay_budget_s)",
+            job.max_round_delay_s,
+        )
+    if job.target_epsilon > 0 and job.target_noise_multiplier > 0:
+        raise j.fail(
+            "target_noise_multiplier",
+            "0 when target_epsilon is set (one target)",
+            job.target_noise_multiplier,
+        )
+    if (job.target_epsilon > 0 or job.target_noise_multiplier > 0) and job.clip_norm == 0:
+        raise j.fail("clip_norm", "> 0 for a privacy target (it bounds the sensitivity)", 0.0)
     epochs = top.int("epochs", None, 1, MAX_EPOCHS)
     if job.rounds > epochs:
         raise j.fail("rounds", f"at most epochs ({epochs})", job.rounds)
@@ -434,6 +467,9 @@ def load_scenario(path: Path | str) -> Scenario:
         Crash(c.str("agent"), c.int("epoch", None, 0, MAX_EPOCHS))
         for c in f.tables("agent_crashes", "{agent, epoch} tables", MAX_AGENTS)
     ]
+    buyers = participants.uplink_buyers + participants.operator_buyers
+    demand = read_demand(top, buyers, regions) if "demand" in top.table or buyers else None
+    reserves = read_reserves(top.sub("reserves", required=False))
     return Scenario(
         path=path,
         seed=top.int("seed", 0, 0, MAX_INT),
@@ -451,4 +487,6 @@ def load_scenario(path: Path | str) -> Scenario:
             region_outage=outage,
             agent_crashes=tuple(crashes),
         ),
+        demand=demand,
+        reserves=reserves,
     )

@@ -13,7 +13,10 @@
     specledger audit (RUN_DIR | --manifest testnet.json) [--json] [--at-block N] [--reindex]
                      [--export csv|parquet|json --to PATH] [--report PATH]
     specledger bench audit [--min-leases N] [--json]
+    specledger sweep EXPERIMENT.toml --out DIR [--workers N | --scheduler ADDRESS]
+    specledger bench sweep [--experiment EXPERIMENT.toml] [--repeats N] [--json]
     specledger demo [--out DIR] [--backend embedded|rpc] [--url URL]
+    specledger compare SCENARIO --out DIR [--seeds 1,2,3] [--epochs N] [--json]
 
 Every failure we foresee ends with one line on stderr that says what is wrong
 and what to do, and a non-zero exit status.
@@ -21,7 +24,14 @@ and what to do, and a non-zero exit status.
 
 from __future__ import annotations
 
-from . import audit, bench, chain, run  # noqa: F401 - each registers its commands
+from . import (  # noqa: F401 - each registers its commands
+    audit,
+    bench,
+    chain,
+    compare,
+    experiment,
+    run,
+)
 from ._base import main
 
 __all__ = ["main"]

@@ -13,6 +13,8 @@ Each mechanism also declares what it takes (``bid_shape``, :meth:`Mechanism.refu
 and how a buyer's demand is written as its bids (:meth:`Mechanism.orders_for`), so
 the sequencer and the coordinator ask the mechanism, never its id or name. A new
 mechanism is a :class:`Mechanism` subclass passed to :func:`register_mechanism`.
+What an allocation achieves (welfare, efficiency against the exact optimum, revenue,
+surplus, fairness, utilisation) is defined once, in :mod:`.outcome` and :mod:`.optimum`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from .base import (
 )
 from .bundle import Bundle
 from .double_auction import DoubleAuction
+from .optimum import Optimum, optimal_welfare
+from .outcome import Outcome, evaluate
 from .proportional_fair import ProportionalFair
 from .second_price import SecondPrice
 
@@ -50,15 +54,19 @@ __all__ = [
     "DoubleAuction",
     "Dropped",
     "Mechanism",
+    "Optimum",
     "Order",
     "OrderGroup",
+    "Outcome",
     "ProportionalFair",
     "SecondPrice",
     "Unit",
     "UnitDemandMechanism",
+    "evaluate",
     "mechanism_by_id",
     "mechanism_by_name",
     "mechanism_names",
+    "optimal_welfare",
     "register_mechanism",
     "register_path",
     "registered_paths",

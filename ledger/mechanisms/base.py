@@ -97,18 +97,12 @@ class Allocation:
     """A mechanism's result; ``awards`` in a canonical order (by bid key).
 
     ``dropped``: awards (and committed cross-region parts) the validators' check of the
-    contract's rules (``ledger.region.rules``) took out; empty as a mechanism returns it."""
+    contract's rules (``ledger.region.rules``) took out; empty as a mechanism returns it.
+    What it achieves (welfare, efficiency, ...) is measured by :mod:`.outcome`."""
 
     mechanism: str
     awards: tuple[Award, ...] = field(default_factory=tuple)
     dropped: tuple[Dropped, ...] = ()
-
-    def welfare_wei(self, book: Book) -> int:
-        """Sum over winners of (bid value - seller reserve) for the units traded."""
-        total = 0
-        for a in self.awards:
-            total += book.bids[a.bid].max_price_wei - book.offers[a.offer].reserve_wei * a.units
-        return total
 
 
 def supply_units(book: Book, kind: int, compute_class: int | None = None) -> list[Unit]:

@@ -20,7 +20,8 @@ from eth_account import Account
 from ..bindings import MAX_LEASES, RegionMarket
 from ..eip712 import Sig, sign_digest
 from ..errors import LedgerError
-from ..mechanisms import Allocation, Award, Dropped, Mechanism, mechanism_by_id
+from ..mechanisms import Allocation, Award, Book, Dropped, Mechanism, mechanism_by_id
+from ..mechanisms.outcome import welfare_wei
 from ..records import LeaseIn, LeaseRecord, Step, chain_leases_hash, chain_steps_hash
 from .rules import check_leases
 from .sequencer import FrozenBook
@@ -51,6 +52,9 @@ class EpochOutcome:
     # awards the committee's check of the contract's rules left out: (buyer, nonce, reason)
     dropped: list[Dropped] = field(default_factory=list)
     steps: tuple[Step, ...] = ()  # the lifecycle steps the settlement carried
+    # the book the committee allocated from, for experiments that replay it
+    # (agents/experiments/books.py); None when the epoch closed without one
+    book: Book | None = field(default=None, repr=False, compare=False)
 
 
 class Validator:
@@ -128,6 +132,7 @@ async def settle_epoch(
         settled=False,
         signers=len(group),
         offered_units=len(frozen.offers),
+        book=frozen.book,
     )
     if len(group) < threshold:
         outcome.reason = (
@@ -168,6 +173,6 @@ async def settle_epoch(
     outcome.steps = frozen.steps
     outcome.leases = [lease.record(frozen.epoch, frozen.region) for lease in leases]
     outcome.tx_hash = receipt.tx_hash
-    outcome.welfare_wei = allocation.welfare_wei(frozen.book)
+    outcome.welfare_wei = welfare_wei(frozen.book, allocation)
     outcome.clearing_price_wei = max((a.price_wei // a.units for a in allocation.awards), default=0)
     return outcome

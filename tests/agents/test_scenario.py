@@ -301,7 +301,8 @@ def test_simulate_refuses_a_bad_scenario_in_one_line_before_anything_heavy(tmp_p
     assert done.stderr.splitlines() == [
         "error: bad.toml: job.roundz: unknown key (did you mean 'rounds'?); expected one of "
         "task, model, rounds, devices_per_round, delay_budget_s, v, budget_eth, lora_rank, "
-        "clip_norm, threads"
+        "clip_norm, threads, target_epsilon, target_noise_multiplier, gradient_clip_norm, "
+        "over_the_air_clip_norm, max_round_delay_s"
     ]
     assert json.loads(done.stdout) == []  # no chain library, no torch
     assert not out.exists()
@@ -320,3 +321,116 @@ def test_strategies():
         make_strategy("greedy")
     with pytest.raises(ScenarioError, match="shade must be in"):
         Shaded(1.5)
+
+
+# -- the demand side ([demand], [reserves], buyers, several coordinators) -----------------
+
+BUYERS = "edge_devices = 4\nuplink_buyers = 3\noperator_buyers = 1"
+
+
+@pytest.mark.parametrize(
+    ("edit", "extra", "message"),
+    [
+        (None, "[demand]\nload = 1.1", "demand: no one buys; set participants.uplink_buyers"),
+        (BUYERS, "[demand]\nload = -1", "demand.load: expected a number >= 0.0, got -1"),
+        (BUYERS, "[demand]\nload = 11", "demand.load: expected a number <= 10.0, got 11"),
+        (BUYERS, "[demand]\nload = nan", "demand.load: expected a finite number"),
+        (
+            BUYERS,
+            "[demand]\nbacklog_epochs = -1",
+            "demand.backlog_epochs: expected an integer >= 0, got -1",
+        ),
+        (
+            BUYERS,
+            "[demand]\narrivals = 'bursty'",
+            "demand.arrivals: expected one of poisson, fixed, got 'bursty'",
+        ),
+        (
+            BUYERS,
+            "[demand]\nmax_waiting = 100000",
+            "demand.max_waiting: expected an integer <= 4096 (each waiting order is a bid",
+        ),
+        (
+            BUYERS,
+            "[demand]\nbacklog = 3",
+            "demand.backlog: unknown key (did you mean 'backlog_epochs'?)",
+        ),
+        (
+            BUYERS,
+            '[demand]\nuplink_value = { dist = "lognormal", median_wei = 1e12 }',
+            "demand.uplink_value.sigma: missing; a lognormal distribution needs median_wei, sigma",
+        ),
+        (
+            BUYERS,
+            '[demand]\noperator_value = { dist = "uniform", low_wei = 1e12, hi_wei = 2e12 }',
+            "demand.operator_value.hi_wei: unknown parameter of a uniform distribution",
+        ),
+        (
+            None,
+            '[reserves]\nsatellite_operators = { dist = "constant", value_wei = 0 }',
+            "reserves.satellite_operators.value_wei: expected a number in [1, 1e+24], got 0",
+        ),
+        (
+            None,
+            "[reserves]\nsatelite_operators = 1",
+            "reserves.satelite_operators: unknown key (did you",
+        ),
+        (
+            "edge_devices = 4\ncoordinators = 9",
+            "",
+            "participants.coordinators: expected an integer <= 8 (each trains a job every round)",
+        ),
+        (
+            "edge_devices = 4\nuplink_buyers = -1",
+            "",
+            "participants.uplink_buyers: expected an integer >= 0, got -1",
+        ),
+    ],
+    ids=[
+        "demand-without-buyers",
+        "negative-load",
+        "huge-load",
+        "nan-load",
+        "negative-backlog",
+        "unknown-arrivals",
+        "huge-max-waiting",
+        "unknown-demand-key",
+        "value-missing-parameter",
+        "value-unknown-parameter",
+        "reserve-out-of-range",
+        "unknown-reserve-key",
+        "too-many-coordinators",
+        "negative-buyers",
+    ],
+)
+def test_invalid_demand_names_file_field_and_rule(
+    tmp_path: Path, edit: str | None, extra: str, message: str
+):
+    text = GOOD if edit is None else GOOD.replace("edge_devices = 4", edit)
+    path = tmp_path / "bad.toml"
+    path.write_text(text + extra + "\n")
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path)
+    assert str(err.value).startswith("bad.toml: ") and message in str(err.value), err.value
+    assert "\n" not in str(err.value)
+
+
+def test_demand_is_off_unless_the_scenario_has_buyers(tmp_path: Path):
+    path = tmp_path / "s.toml"
+    path.write_text(GOOD)
+    sc = load_scenario(path)
+    assert sc.demand is None and sc.participants.coordinators == 1
+    assert all(
+        getattr(sc.reserves, k) is None for k in ("terrestrial_operators", "satellite_operators")
+    )
+    path.write_text(GOOD.replace("edge_devices = 4", BUYERS))
+    sc = load_scenario(path)  # buyers without [demand]: its defaults
+    assert sc.demand is not None and (sc.demand.load, sc.demand.backlog_epochs) == (0.5, 0)
+    assert sc.participants.total == 1 + 1 + 4 + 1 + 3 + 1
+
+
+def test_demand_refuses_a_region_whose_mechanism_takes_no_spectrum_only_bids(tmp_path: Path):
+    path = tmp_path / "bad.toml"
+    path.write_text(GOOD.replace('"second_price"', '"bundle"').replace("edge_devices = 4", BUYERS))
+    with pytest.raises(ScenarioError, match="region 1 runs 'bundle', which takes no spectrum"):
+        load_scenario(path)
