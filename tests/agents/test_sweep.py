@@ -259,7 +259,8 @@ def test_readme_example(swept: dict, monkeypatch: pytest.MonkeyPatch, capsys):
 
 README_EXAMPLE = """\
 from agents import open_run, open_sweep
-sweep = open_sweep("runs/tiny")           # the --out of `specledger sweep`
+
+sweep = open_sweep("runs/tiny")  # the --out of `specledger sweep`
 print(sweep.aggregate[["regions.0.mechanism", "participants.edge_devices", "leases"]])
 run = open_run(sweep.path / sweep.results.run_dir[0])
 print(run.leases.groupby("state").size(), run.epochs.welfare_wei.sum())
