@@ -35,6 +35,7 @@ from training.models import ServerModel, build_encoder, load_minilm
 from training.scheduler import LyapunovScheduler, SchedulerConfig
 from training.tasks import channel_prediction_task, sensor_task
 
+from .beams import BeamBuyer
 from .buyers import OperatorBuyer, SpectrumBuyer, UplinkBuyer
 from .demand import Distribution
 from .roles import (
@@ -174,6 +175,8 @@ def build_population(scenario: Scenario, rng: np.random.Generator) -> Population
             band=(narrowest // 2, narrowest),  # what the satellites offer
             **({"value": demand.operator_value} if demand.operator_value else {}),
         )
+    if sc.cross_region is not None:  # last: every other agent keeps its generator
+        make(BeamBuyer, "beam-buyer-0", Role.TERRESTRIAL, sc.cross_region.regions)
     return Population(agents)
 
 

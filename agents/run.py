@@ -42,6 +42,7 @@ from ledger.records import Kind, LeaseRecord, channel_mask
 from ledger.region import EpochOutcome, OrderRefused, StepRefused
 from ledger.tiered import TieredLedger, derive_key
 
+from .beams import BeamBuyer, Beams
 from .buyers import DemandSide
 from .coordinator import ETH, Coordinator, Jobs
 from .errors import RootUnavailable
@@ -121,6 +122,7 @@ class Simulation:
         self.jobs = Jobs([_coordinator(sc, k) for k in range(sc.participants.coordinators)])
         self.coordinator = self.jobs.first  # what a checkpoint names the job by
         self.demand = DemandSide.of(sc.demand, self.population.buyers, sc.seed)
+        self.beams = _beams(sc, self.population)
         await self._set_time(self.window(0)[0] - self.length)
         deposit = int(sc.job.budget_eth * ETH) // len(sc.regions)
         entries = [c.joiners(self.ledger, deposit) for c in self.jobs.coordinators]
@@ -167,6 +169,19 @@ class Simulation:
         report.bids += await jobs.bid(self.ledger, slot, on_offer, hz, report.notes.append)
         if demand is not None:  # the other buyers' orders, through the same sequencers
             report.bids += await demand.bid(epoch, slot, sequencers, supply, report.notes.append)
+        beams = getattr(self, "beams", None)
+        if beams is not None:  # before the regions settle: a committed part settles with them
+            try:
+                await beams.propose(
+                    self.ledger,
+                    epoch,
+                    slot,
+                    start + self.length // 4,
+                    frozenset(down | self.outages.unanswered),
+                    report.notes.append,
+                )
+            except NODE_ERRORS as exc:
+                raise Outages.root_lost(exc) from exc
         report.submit_s = time.perf_counter() - began
         outcomes = await self.ledger.settle_all(
             timeout_s=self.settle_timeout_s,
@@ -184,6 +199,8 @@ class Simulation:
         }
         await self._set_time(start + self.length // 4)
         working = _heartbeats(self, participants, dropped, epoch, start + self.length // 4, report)
+        if beams is not None:  # a lease a region never voted on aborts at its deadline, now
+            await beams.finish()
         trained = time.perf_counter()
         dones = jobs.train(epoch, working, participants, mine, widths, report.notes.append)
         done = next((d for d in dones if d is not None), None)
@@ -195,6 +212,8 @@ class Simulation:
         defaults, spent = jobs.close_leases(self.ledger, mine, gone, report.notes.append)
         if demand is not None:
             demand.close(sequencers, demand.settled(epoch, outcomes), report.notes.append)
+        if beams is not None:
+            beams.close(sequencers, outcomes, report.notes.append)
         for k in dropped:
             self.devices[k].rest(epoch + 1)  # replaced next epoch
         report.defaults = sum(defaults.values())
@@ -367,7 +386,20 @@ def _demand_and_jobs(sim: Simulation) -> dict[str, Any]:
         extra["demand"] = demand.summary()
     if jobs is not None and len(jobs.coordinators) > 1:
         extra["jobs"] = jobs.summary()
+    beams = getattr(sim, "beams", None)
+    if beams is not None:
+        extra["cross_region"] = dict(beams.counts)
     return extra
+
+
+def _beams(sc: Scenario, population: Population) -> Beams | None:
+    """The run's cross-region leases (``[cross_region]``), or None."""
+    spec = sc.cross_region
+    if spec is None:
+        return None
+    buyer = next(a for a in population.agents if isinstance(a, BeamBuyer))
+    narrowest = min(r.num_channels for r in sc.regions)
+    return Beams(spec, population.satellites[0], buyer, band_top=narrowest)
 
 
 def _where_time_went(reports: list[EpochReport], wall_s: float) -> dict[str, float]:

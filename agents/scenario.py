@@ -25,6 +25,7 @@ from ledger.errors import ConfigError
 from ledger.mechanisms import mechanism_names
 
 from ._toml import MAX_TOML_BYTES, read_toml
+from .cross_region import CROSS_REGION_KEYS, CrossRegionSpec, read_cross_region
 from .demand import DEMAND_KEYS, RESERVE_KEYS, DemandSpec, Reserves, read_demand, read_reserves
 from .errors import ScenarioError
 
@@ -91,6 +92,7 @@ KEYS: dict[str, tuple[str, ...]] = {
         "failures",
         "demand",
         "reserves",
+        "cross_region",
     ),
     "regions[]": (
         "id",
@@ -133,6 +135,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "failures": ("device_dropout", "region_outage", "agent_crashes"),
     "demand": DEMAND_KEYS,
     "reserves": RESERVE_KEYS,
+    "cross_region": CROSS_REGION_KEYS,
     "failures.region_outage": ("region", "from_epoch", "to_epoch"),
     "failures.agent_crashes[]": ("agent", "epoch"),
 }
@@ -216,6 +219,7 @@ class Scenario:
     failures: Failures = field(default_factory=Failures)
     demand: DemandSpec | None = None  # None: the coordinators are the only buyers
     reserves: Reserves = field(default_factory=Reserves)
+    cross_region: CrossRegionSpec | None = None  # beam leases over several regions
 
 
 def _cut(text: str) -> str:
@@ -489,4 +493,5 @@ def scenario_from_dict(data: dict[str, Any], path: Path | str) -> Scenario:
         ),
         demand=demand,
         reserves=reserves,
+        cross_region=read_cross_region(top, regions, participants.satellite_operators),
     )
