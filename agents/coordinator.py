@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -239,6 +240,10 @@ class Coordinator:
             "energy_j": round(done.energy_j, 6),
             "epsilon": round(done.epsilon, 4),
             "devices": len(working),
+            # what the privacy cost at the server (dB per symbol, mean over the round's
+            # token uplinks) and the scheduler's virtual delay queue Q after the round (s)
+            "received_snr_db": _finite(done.received_snr_db, 2),
+            "queue_s": _finite(self.job.scheduler.queue, 6),
         }
         self.round += 1
         return RoundDone(row, self._update_hash(), result.test_loss, result.test_accuracy)
@@ -414,3 +419,8 @@ class Jobs:
             }
             for c in self.coordinators
         ]
+
+
+def _finite(value: float, digits: int) -> float | None:
+    """``value`` rounded, or None where it is not a number (JSON has no NaN)."""
+    return round(value, digits) if math.isfinite(value) else None

@@ -184,11 +184,13 @@ def build_job(scenario: Scenario) -> ScheduledJob:
     """The split-federated-LoRA job of ``scenario``: task, encoder, trainer, the devices'
     channels and the Lyapunov scheduler, all seeded from the scenario."""
     sc = scenario
-    n = sc.participants.edge_devices
+    n, per_device = sc.participants.edge_devices, sc.job.examples_per_device
     if sc.job.task == "sensor":
-        task = sensor_task(examples=max(2000, 60 * n), test=500, seed=sc.seed)
+        examples = per_device * n or max(2000, 60 * n)
+        task = sensor_task(examples=examples, test=500, seed=sc.seed)
     else:
-        task = channel_prediction_task(examples=max(1500, 50 * n), test=400, seed=sc.seed)
+        examples = per_device * n or max(1500, 50 * n)
+        task = channel_prediction_task(examples=examples, test=400, seed=sc.seed)
     torch.manual_seed(sc.seed)
     encoder = (
         load_minilm() if sc.job.model == "minilm" else build_encoder(EncoderConfig(), seed=sc.seed)

@@ -47,6 +47,8 @@ METRICS_FIELDS = [
     "energy_j",
     "epsilon",
     "devices",
+    "received_snr_db",
+    "queue_s",
     "note",
     # a round's job, when the run has several (the job id on the root)
     "job",

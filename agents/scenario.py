@@ -69,12 +69,14 @@ MAX_TIMESTAMP = 2**32 - 1  # genesis: a 32-bit Unix time (2106); block times sta
 # the job: a round trains every scheduled device for real, on 2 cores
 MAX_DEVICES_PER_ROUND = 1_000  # and at most the edge devices there are
 MAX_LORA_RANK = {"small": 64, "minilm": 384}  # the encoder's hidden size: no rank above it helps
+DEFAULT_DELAY_BUDGET_S = 2.0  # s: the job's average delay per round when none is given
 MAX_DELAY_BUDGET_S = 3_600.0  # the scheduler's average delay per round: an hour is no budget
 MAX_ROUND_DELAY_S = 86_400.0  # the scheduler's cap on one round: a day is no cap
 MAX_V = 1e6  # the Lyapunov weight: beyond it the delay queue no longer counts
 MAX_BUDGET_ETH = 1_000.0  # the coordinator's deposit, from a funded development account
 MAX_CLIP_NORM = 1e6  # activation clipping: beyond it nothing is clipped
 MAX_EPSILON = 1e6  # a privacy target (epsilon or noise multiplier): beyond it, no privacy
+MAX_EXAMPLES = 200_000  # the job's examples over all devices: ~150 MB of sensor windows
 MAX_THREADS = 256  # intra-op threads: more than a machine has cores only contend
 
 # Every key each table may hold (a path names a table; "[]" an array of tables).
@@ -131,6 +133,7 @@ KEYS: dict[str, tuple[str, ...]] = {
         "gradient_clip_norm",
         "over_the_air_clip_norm",
         "max_round_delay_s",
+        "examples_per_device",
     ),
     "failures": ("device_dropout", "region_outage", "agent_crashes"),
     "demand": DEMAND_KEYS,
@@ -168,9 +171,7 @@ class JobSpec:
     budget_eth: float
     lora_rank: int
     clip_norm: float
-    threads: int | Literal["auto"] = (
-        "auto"  # "auto": one thread for a small model (training.threads)
-    )
+    threads: int | Literal["auto"] = "auto"  # one thread for a small model (training.threads)
     # privacy (training.privacy; 0 turns each off): power control towards a target epsilon
     # or noise multiplier; pooled gradients and device modules sent noisy when clipped
     target_epsilon: float = 0.0
@@ -179,6 +180,7 @@ class JobSpec:
     over_the_air_clip_norm: float = 0.0
     # the scheduler plans no round above this; None: 4 x delay_budget_s (training.scheduler)
     max_round_delay_s: float | None = None
+    examples_per_device: int = 0  # each device's data; 0: max(2000, 60 n) / n (task size)
 
 
 @dataclass(frozen=True)
@@ -418,7 +420,7 @@ def scenario_from_dict(data: dict[str, Any], path: Path | str) -> Scenario:
             min(devices, MAX_DEVICES_PER_ROUND),
             "the edge devices" if devices <= MAX_DEVICES_PER_ROUND else "what a round trains here",
         ),
-        delay_budget_s=j.float("delay_budget_s", 2.0, 1e-6, MAX_DELAY_BUDGET_S),
+        delay_budget_s=j.float("delay_budget_s", DEFAULT_DELAY_BUDGET_S, 1e-6, MAX_DELAY_BUDGET_S),
         v=j.float("v", 5.0, 0.0, MAX_V),
         budget_eth=j.float("budget_eth", 10.0, 1e-9, MAX_BUDGET_ETH),
         lora_rank=j.int(
@@ -435,6 +437,7 @@ def scenario_from_dict(data: dict[str, Any], path: Path | str) -> Scenario:
             if "max_round_delay_s" in j.table
             else None
         ),
+        examples_per_device=j.int("examples_per_device", 0, 0, MAX_EXAMPLES // devices),
     )
     if job.max_round_delay_s is not None and job.max_round_delay_s < job.delay_budget_s:
         raise j.fail(

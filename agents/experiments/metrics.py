@@ -12,9 +12,19 @@ says about its market and its training job.
 - **backlog** (orders waiting, per epoch, summed over regions — read from a
   ``backlog`` column of ``metrics.csv`` when the run records one): its mean, 95th
   percentile (linear interpolation) and least-squares slope per epoch (bounded
-  below capacity, ~linear growth above it);
+  below capacity, ~linear growth above it); the mean and slope of each region's own
+  backlog too (``backlog_mean.r1``, ``backlog_slope.r1``, ...);
+- **the market** (from the run's frozen books, ``books.jsonl``, each region-epoch's
+  book allocated again by the mechanism its region ran, and measured by
+  :func:`ledger.mechanisms.outcome.evaluate` against the book's exact optimum):
+  ``efficiency`` and ``jain_fairness`` are means over region-epochs, ``revenue_wei``,
+  ``buyer_surplus_wei``, ``budget_balance_wei`` and ``optimum_wei`` sums over them;
 - **the job**: its last round's test accuracy and privacy ε, the mean of its rounds'
-  delays and that mean over the delay budget (≤ 1 meets the Lyapunov constraint).
+  delays and that mean over the delay budget (≤ 1 meets the Lyapunov constraint), the
+  mean received SNR of its token uplinks (dB per symbol: what the privacy costs) and
+  the mean of the scheduler's virtual delay queue ``Q`` after each round (s; ``O(V)``),
+  the mean devices a round trained, and the mean accuracy of its last three rounds
+  (``accuracy_last3``: one round's test accuracy moves by several points).
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ __all__ = [
     "backlog_stats",
     "default_rate",
     "job_metrics",
+    "market_metrics",
     "mean_interval",
     "price_volatility",
     "run_metrics",
@@ -95,15 +106,70 @@ def backlog_stats(per_epoch: Sequence[float]) -> dict[str, float]:
 
 def job_metrics(rounds: Sequence[dict[str, Any]], delay_budget_s: float) -> dict[str, float]:
     """The job's last accuracy and ε, mean delay, and mean delay over its budget."""
+    nan = math.nan
     if not rounds:
-        nan = math.nan
-        return {"accuracy": nan, "epsilon": nan, "delay_s": nan, "delay_over_budget": nan}
+        return {
+            "accuracy": nan,
+            "epsilon": nan,
+            "delay_s": nan,
+            "delay_over_budget": nan,
+            "received_snr_db": nan,
+            "queue_s_mean": nan,
+            "accuracy_last3": nan,
+            "devices_mean": nan,
+        }
     delay = float(np.mean([float(r["delay_s"]) for r in rounds]))
+
+    def mean_of(key: str) -> float:
+        xs = [float(r[key]) for r in rounds if r.get(key) is not None]
+        return float(np.mean(xs)) if xs else nan
+
     return {
         "accuracy": float(rounds[-1]["accuracy"]),
         "epsilon": float(rounds[-1]["epsilon"]),
         "delay_s": delay,
-        "delay_over_budget": delay / delay_budget_s if delay_budget_s else math.nan,
+        "delay_over_budget": delay / delay_budget_s if delay_budget_s else nan,
+        "received_snr_db": mean_of("received_snr_db"),
+        "queue_s_mean": mean_of("queue_s"),
+        "accuracy_last3": float(np.mean([float(r["accuracy"]) for r in rounds[-3:]])),
+        "devices_mean": mean_of("devices"),
+    }
+
+
+def market_metrics(run_dir: Path) -> dict[str, float]:
+    """The market's metrics over the books the run kept (empty when it kept none)."""
+    from ledger.mechanisms import mechanism_by_name
+    from ledger.mechanisms.outcome import evaluate
+
+    from .books import BOOKS_FILE, read_books
+
+    scenario = Path(run_dir) / "scenario.toml"
+    if not (Path(run_dir) / BOOKS_FILE).exists() or not scenario.exists():
+        return {}
+    regions = tomllib.loads(scenario.read_text()).get("regions", [])
+    mechanisms = {
+        int(r["id"]): mechanism_by_name(r.get("mechanism", "second_price")) for r in regions
+    }
+    outcomes = [evaluate(b, mechanisms[b.region].allocate(b)) for b in read_books(run_dir)]
+    if not outcomes:
+        return {}
+
+    def mean(name: str) -> float:
+        xs = [float(getattr(o, name)) for o in outcomes]
+        xs = [x for x in xs if not math.isnan(x)]
+        return float(np.mean(xs)) if xs else math.nan
+
+    def total(name: str) -> float:
+        return float(sum(getattr(o, name) for o in outcomes))
+
+    return {
+        "efficiency": mean("efficiency"),
+        "jain_fairness": mean("jain_fairness"),
+        "revenue_wei": total("revenue_wei"),
+        "buyer_surplus_wei": total("buyer_surplus_wei"),
+        "budget_balance_wei": total("budget_balance_wei"),
+        "optimum_wei": total("optimum_wei"),
+        "books": float(len(outcomes)),
     }
 
 
@@ -122,10 +188,12 @@ def run_metrics(run_dir: Path) -> dict[str, float]:
     rows = _region_rows(run_dir)
     prices: dict[str, list[float]] = {}
     backlog: dict[int, float] = {}
+    per_region: dict[str, dict[int, float]] = {}
     for row in rows:
         if row.get("backlog") not in (None, ""):  # orders wait through an outage too
             epoch = int(row["epoch"])
             backlog[epoch] = backlog.get(epoch, 0.0) + float(row["backlog"])
+            per_region.setdefault(row["region"], {})[epoch] = float(row["backlog"])
         if row.get("note", "").startswith("region is down"):
             continue  # an outage is no price: it would read as a crash to zero
         prices.setdefault(row["region"], []).append(float(row["clearing_price_wei"] or 0))
@@ -138,14 +206,25 @@ def run_metrics(run_dir: Path) -> dict[str, float]:
     )
     budget = math.nan
     scenario = run_dir / "scenario.toml"
-    if scenario.exists():
-        budget = float(tomllib.loads(scenario.read_text()).get("job", {}).get("delay_budget_s", 0))
+    if scenario.exists():  # the run's own copy, with the default the run took
+        from ..scenario import DEFAULT_DELAY_BUDGET_S
+
+        job = tomllib.loads(scenario.read_text()).get("job", {})
+        budget = float(job.get("delay_budget_s", DEFAULT_DELAY_BUDGET_S))
+    regions = {  # each region's own backlog: one region's trouble must stay its own
+        f"{name}.r{region}": value
+        for region, series in sorted(per_region.items(), key=lambda kv: int(kv[0]))
+        for name, value in backlog_stats([series[e] for e in sorted(series)]).items()
+        if name != "backlog_p95"
+    }
     out = {
         "price_volatility": float(np.mean(vols)) if vols else math.nan,
         "default_rate": default_rate(
             sum(int(r["defaults"] or 0) for r in rows), sum(int(r["leases"] or 0) for r in rows)
         ),
         **backlog_stats([backlog[e] for e in sorted(backlog)]),
+        **regions,
         **job_metrics(rounds, budget),
+        **market_metrics(run_dir),
     }
     return out

@@ -2,7 +2,8 @@
 
 Each plot puts the metric's mean over seeds against the experiment's x field, with
 the 95% t-interval as error bars, one line per combination of the other swept
-fields. matplotlib draws with its Agg backend: no screen, no GUI toolkit, the same
+fields. A numeric x whose positive values span two decades or more (V = 0.1 ... 100)
+is drawn on a log axis. matplotlib draws with its Agg backend: no screen, no GUI toolkit, the same
 pixels on a worker or a laptop.
 """
 
@@ -72,6 +73,8 @@ def _draw(ax: Any, aggregate: pd.DataFrame, metric: str, x: str | None, others: 
         ax.errorbar(xs, mean, yerr=[lo, hi], marker="o", capsize=4, label=label)
     if not numeric:
         ax.set_xticks(range(len(categories)), [str(c) for c in categories])
+    elif min(categories) > 0 and max(categories) >= 100 * min(categories):
+        ax.set_xscale("log")
     ax.set_xlabel(x)
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} (mean over seeds, 95% interval)")

@@ -69,11 +69,13 @@ def _simulate(scenario_file: Path, run_dir: Path) -> dict[str, Any]:
 
     from ..run import Simulation
     from ..scenario import load_scenario
+    from .books import BookLog
 
     use_fast_keccak()  # what the CLI's entry point chooses
     sc = load_scenario(scenario_file)
     chains = EmbeddedChains(run_dir / "chains", genesis_timestamp=sc.genesis_timestamp)
-    summary = asyncio.run(Simulation(sc, run_dir, chains=chains).run())
+    # its books kept: the market's metrics are measured on them (metrics.market_metrics)
+    summary = asyncio.run(Simulation(sc, run_dir, chains=chains, books=BookLog(run_dir)).run())
     if not summary.get("complete"):
         raise ExperimentError(f"the run stopped early: {summary.get('stopped') or 'interrupted'}")
     audit = asyncio.run(run_audit(run_dir))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.run import Simulation
 from agents.errors import ScenarioError
+from agents.run import Simulation
 from agents.scenario import load_scenario
 from ledger.audit import run_audit
 

@@ -130,14 +130,34 @@ def test_volatility_backlog_defaults_and_the_job():
     }
     assert backlog_stats([5, 5, 5])["backlog_slope"] == pytest.approx(0.0)
     rounds = [
-        {"accuracy": 0.5, "epsilon": 2.0, "delay_s": 1.0},
-        {"accuracy": 0.7, "epsilon": 3.5, "delay_s": 2.0},
+        {"accuracy": 0.5, "epsilon": 2.0, "delay_s": 1.0, "devices": 2, "queue_s": 0.0},
+        {"accuracy": 0.6, "epsilon": 3.0, "delay_s": 3.0, "devices": 4, "queue_s": 1.0},
+        {
+            "accuracy": 0.7,
+            "epsilon": 3.5,
+            "delay_s": 2.0,
+            "devices": 3,
+            "queue_s": 1.0,
+            "received_snr_db": -40.0,
+        },
+        {
+            "accuracy": 0.8,
+            "epsilon": 3.9,
+            "delay_s": 2.0,
+            "devices": 3,
+            "queue_s": 2.0,
+            "received_snr_db": -38.0,
+        },
     ]
     assert job_metrics(rounds, 2.0) == {
-        "accuracy": 0.7,
-        "epsilon": 3.5,
-        "delay_s": 1.5,
-        "delay_over_budget": 0.75,
+        "accuracy": 0.8,
+        "epsilon": 3.9,
+        "delay_s": 2.0,
+        "delay_over_budget": 1.0,
+        "received_snr_db": pytest.approx(-39.0),  # over the rounds that report it
+        "queue_s_mean": pytest.approx(1.0),
+        "accuracy_last3": pytest.approx(0.7),
+        "devices_mean": pytest.approx(3.0),
     }
 
 

@@ -302,7 +302,7 @@ def test_simulate_refuses_a_bad_scenario_in_one_line_before_anything_heavy(tmp_p
         "error: bad.toml: job.roundz: unknown key (did you mean 'rounds'?); expected one of "
         "task, model, rounds, devices_per_round, delay_budget_s, v, budget_eth, lora_rank, "
         "clip_norm, threads, target_epsilon, target_noise_multiplier, gradient_clip_norm, "
-        "over_the_air_clip_norm, max_round_delay_s"
+        "over_the_air_clip_norm, max_round_delay_s, examples_per_device"
     ]
     assert json.loads(done.stdout) == []  # no chain library, no torch
     assert not out.exists()
@@ -433,4 +433,16 @@ def test_demand_refuses_a_region_whose_mechanism_takes_no_spectrum_only_bids(tmp
     path = tmp_path / "bad.toml"
     path.write_text(GOOD.replace('"second_price"', '"bundle"').replace("edge_devices = 4", BUYERS))
     with pytest.raises(ScenarioError, match="region 1 runs 'bundle', which takes no spectrum"):
+        load_scenario(path)
+
+
+def test_examples_per_device_sizes_the_task_and_is_capped(tmp_path: Path):
+    from agents.population import build_job
+
+    path = tmp_path / "data.toml"
+    path.write_text(GOOD.replace("rounds = 2", "rounds = 2\nexamples_per_device = 300"))
+    job = build_job(load_scenario(path))
+    assert sum(job.trainer.examples) == 4 * 300  # 4 edge devices
+    path.write_text(GOOD.replace("rounds = 2", "rounds = 2\nexamples_per_device = 60000"))
+    with pytest.raises(ScenarioError, match=r"job.examples_per_device: .*50000"):
         load_scenario(path)
