@@ -89,6 +89,9 @@ class Beams:
         a region in ``down`` does not answer. Before the regions settle."""
         if not self.due(epoch):
             return
+        if not (self.seller.alive(epoch) and self.buyer.alive(epoch)):
+            note("cross-region lease: not proposed, its seller or buyer has crashed")
+            return
         lo = self.band_top - self.spec.channels
         price = self.seller.reserve_wei * self.spec.channels
         parts = {}

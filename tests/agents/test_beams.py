@@ -127,3 +127,15 @@ async def test_a_run_with_beams_resumes_to_the_uninterrupted_run(tmp_path: Path)
     assert resumed["cross_region"] == whole["cross_region"]
     assert resumed["history_sha256"] == whole["history_sha256"]
     assert (out / "metrics.csv").read_bytes() == (tmp_path / "whole" / "metrics.csv").read_bytes()
+
+
+@pytest.mark.slow
+async def test_a_crashed_seller_proposes_no_beam(tmp_path: Path):
+    text = BEAM.replace(
+        "region_outage = { region = 2, from_epoch = 2, to_epoch = 3 }",
+        'agent_crashes = [ { agent = "satellite-0", epoch = 2 } ]',
+    )
+    run = tmp_path / "run"
+    summary = await Simulation(load_scenario(_write(tmp_path, text)), run).run()
+    assert summary["cross_region"] == {"proposed": 1, "committed": 1, "aborted": 0}
+    assert (await run_audit(run)).ok
