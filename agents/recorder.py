@@ -47,8 +47,6 @@ METRICS_FIELDS = [
     "energy_j",
     "epsilon",
     "devices",
-    "received_snr_db",
-    "queue_s",
     "note",
     # a round's job, when the run has several (the job id on the root)
     "job",
@@ -60,6 +58,10 @@ METRICS_FIELDS = [
     "served",
     "expired",
     "backlog",
+    # a round's received SNR of its token uplinks (dB) and the scheduler's queue Q after it
+    # (s); last, so that a run directory written before them resumes with aligned columns
+    "received_snr_db",
+    "queue_s",
 ]
 
 

@@ -200,7 +200,10 @@ class Simulation:
         await self._set_time(start + self.length // 4)
         working = _heartbeats(self, participants, dropped, epoch, start + self.length // 4, report)
         if beams is not None:  # a lease a region never voted on aborts at its deadline, now
-            await beams.finish()
+            try:
+                await beams.finish()
+            except NODE_ERRORS as exc:
+                raise Outages.root_lost(exc) from exc
         trained = time.perf_counter()
         dones = jobs.train(epoch, working, participants, mine, widths, report.notes.append)
         done = next((d for d in dones if d is not None), None)

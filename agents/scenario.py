@@ -69,7 +69,7 @@ MAX_TIMESTAMP = 2**32 - 1  # genesis: a 32-bit Unix time (2106); block times sta
 # the job: a round trains every scheduled device for real, on 2 cores
 MAX_DEVICES_PER_ROUND = 1_000  # and at most the edge devices there are
 MAX_LORA_RANK = {"small": 64, "minilm": 384}  # the encoder's hidden size: no rank above it helps
-DEFAULT_DELAY_BUDGET_S = 2.0  # s: the job's average delay per round when none is given
+DEFAULT_DELAY_BUDGET_S, DEFAULT_MECHANISM = 2.0, "proportional_fair"  # when none is given
 MAX_DELAY_BUDGET_S = 3_600.0  # the scheduler's average delay per round: an hour is no budget
 MAX_ROUND_DELAY_S = 86_400.0  # the scheduler's cap on one round: a day is no cap
 MAX_V = 1e6  # the Lyapunov weight: beyond it the delay queue no longer counts
@@ -180,7 +180,7 @@ class JobSpec:
     over_the_air_clip_norm: float = 0.0
     # the scheduler plans no round above this; None: 4 x delay_budget_s (training.scheduler)
     max_round_delay_s: float | None = None
-    examples_per_device: int = 0  # each device's data; 0: max(2000, 60 n) / n (task size)
+    examples_per_device: int = 0  # each device's data; 0: the task's default size over n
 
 
 @dataclass(frozen=True)
@@ -371,7 +371,7 @@ def scenario_from_dict(data: dict[str, Any], path: Path | str) -> Scenario:
                 RegionConfig(
                     region_id=r.int("id", None, 0, MAX_REGION_ID),
                     name=r.str("name", f"region-{i}"),
-                    mechanism=r.choice("mechanism", mechanisms, "proportional_fair"),
+                    mechanism=r.choice("mechanism", mechanisms, DEFAULT_MECHANISM),
                     committee_size=committee,
                     threshold=r.int("threshold", min(2, committee), 1, committee),
                     num_channels=channels,

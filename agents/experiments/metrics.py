@@ -91,12 +91,16 @@ def default_rate(defaults: int, leases: int) -> float:
     return defaults / leases if leases else math.nan
 
 
-def backlog_stats(per_epoch: Sequence[float]) -> dict[str, float]:
-    """Mean, 95th percentile and slope per epoch of a backlog series."""
+def backlog_stats(
+    per_epoch: Sequence[float], epochs: Sequence[int] | None = None
+) -> dict[str, float]:
+    """Mean, 95th percentile and slope per epoch of a backlog series (``epochs``: the
+    epoch of each value, when some epochs have none; default 0, 1, 2, ...)."""
     xs = np.array(per_epoch, dtype=float)
     if len(xs) == 0:
         return {"backlog_mean": math.nan, "backlog_p95": math.nan, "backlog_slope": math.nan}
-    slope = float(np.polyfit(np.arange(len(xs)), xs, 1)[0]) if len(xs) > 1 else math.nan
+    at = np.arange(len(xs)) if epochs is None else np.array(epochs, dtype=float)
+    slope = float(np.polyfit(at, xs, 1)[0]) if len(xs) > 1 else math.nan
     return {
         "backlog_mean": float(xs.mean()),
         "backlog_p95": float(np.percentile(xs, 95)),
@@ -141,6 +145,7 @@ def market_metrics(run_dir: Path) -> dict[str, float]:
     from ledger.mechanisms import mechanism_by_name
     from ledger.mechanisms.outcome import evaluate
 
+    from ..scenario import DEFAULT_MECHANISM
     from .books import BOOKS_FILE, read_books
 
     scenario = Path(run_dir) / "scenario.toml"
@@ -148,7 +153,7 @@ def market_metrics(run_dir: Path) -> dict[str, float]:
         return {}
     regions = tomllib.loads(scenario.read_text()).get("regions", [])
     mechanisms = {
-        int(r["id"]): mechanism_by_name(r.get("mechanism", "second_price")) for r in regions
+        int(r["id"]): mechanism_by_name(r.get("mechanism", DEFAULT_MECHANISM)) for r in regions
     }
     outcomes = [evaluate(b, mechanisms[b.region].allocate(b)) for b in read_books(run_dir)]
     if not outcomes:
@@ -211,18 +216,18 @@ def run_metrics(run_dir: Path) -> dict[str, float]:
 
         job = tomllib.loads(scenario.read_text()).get("job", {})
         budget = float(job.get("delay_budget_s", DEFAULT_DELAY_BUDGET_S))
-    regions = {  # each region's own backlog: one region's trouble must stay its own
-        f"{name}.r{region}": value
-        for region, series in sorted(per_region.items(), key=lambda kv: int(kv[0]))
-        for name, value in backlog_stats([series[e] for e in sorted(series)]).items()
-        if name != "backlog_p95"
-    }
+    regions: dict[str, float] = {}  # each region's own backlog: its trouble stays its own
+    for region, series in sorted(per_region.items(), key=lambda kv: int(kv[0])):
+        epochs = sorted(series)  # a region whose node was gone has no rows for a while
+        stats = backlog_stats([series[e] for e in epochs], epochs)
+        regions[f"backlog_mean.r{region}"] = stats["backlog_mean"]
+        regions[f"backlog_slope.r{region}"] = stats["backlog_slope"]
     out = {
         "price_volatility": float(np.mean(vols)) if vols else math.nan,
         "default_rate": default_rate(
             sum(int(r["defaults"] or 0) for r in rows), sum(int(r["leases"] or 0) for r in rows)
         ),
-        **backlog_stats([backlog[e] for e in sorted(backlog)]),
+        **backlog_stats([backlog[e] for e in sorted(backlog)], sorted(backlog)),
         **regions,
         **job_metrics(rounds, budget),
         **market_metrics(run_dir),

@@ -2,9 +2,9 @@
 
 Each plot puts the metric's mean over seeds against the experiment's x field, with
 the 95% t-interval as error bars, one line per combination of the other swept
-fields. A numeric x whose positive values span two decades or more (V = 0.1 ... 100)
-is drawn on a log axis. matplotlib draws with its Agg backend: no screen, no GUI toolkit, the same
-pixels on a worker or a laptop.
+fields. A numeric x whose values are all above 0 and span two decades or more
+(V = 0.001 ... 0.3) is drawn on a log axis. matplotlib draws with its Agg backend:
+no screen, no GUI toolkit, the same pixels on a worker or a laptop.
 """
 
 from __future__ import annotations
